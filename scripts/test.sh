@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# test.sh: the one command that runs every check and test (README and .ci/run call this).
+# Order: environment → fmt → clippy → tests → docs → benches build.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/setup-test-env.sh
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy" >&2
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test" >&2
+cargo test --all-targets --locked
+echo "== cargo doc" >&2
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked --quiet
+echo "== cargo bench --no-run" >&2
+cargo bench --no-run --locked --quiet
+echo "== all checks passed" >&2

@@ -1,0 +1,299 @@
+//! Argument parsing (clap) and the subcommands' glue. Library errors are typed; here they become
+//! `anyhow` errors with the context a user needs.
+
+mod demo;
+mod progress;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use longwave::audio::StreamSpec;
+use longwave::decode::DecodeOptions;
+use longwave::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::job::{self, LocalJob, RunnerConfig, StageSpec};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Streaming audio processing for long files, in constant memory.
+#[derive(Parser, Debug)]
+#[command(name = "longwave", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Process an audio file through a chain of stages and write the result.
+    Process(ProcessArgs),
+    /// Report container, codec, duration, sample rate, channels, peak and RMS of a file.
+    Analyze(AnalyzeArgs),
+    /// Synthesise a speech-like test recording (pauses, noise floor) of any length.
+    Generate(GenerateArgs),
+    /// Run the main job end to end on a generated example; no input or AWS account needed.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Debug)]
+struct ProcessArgs {
+    /// Input audio file (MP3, M4A/AAC, FLAC, WAV, Ogg Vorbis, or a video's first audio track).
+    input: PathBuf,
+    /// Output file, or folder when the job makes several outputs.
+    /// Default: `<input stem>.longwave.<ext>` next to the input.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// A named job (`transcode`).
+    #[arg(long, conflicts_with = "chain")]
+    preset: Option<String>,
+    /// The chain as JSON (`[{"type":"gain","gain_db":-3}]`) or `@FILE` to read it from a file.
+    #[arg(long)]
+    chain: Option<String>,
+    /// Output format; default: the output file's extension, else the input's format family.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// MP3 constant bitrate in kbit/s (8…320, LAME's CBR rates).
+    #[arg(long, value_name = "KBPS", conflicts_with = "vbr")]
+    bitrate: Option<u32>,
+    /// MP3 variable bitrate quality, 0 (best) … 9 (smallest).
+    #[arg(long, value_name = "QUALITY")]
+    vbr: Option<u8>,
+    /// WAV sample format.
+    #[arg(long, value_enum)]
+    wav_format: Option<WavFormatArg>,
+    /// FLAC bits per sample (16 or 24).
+    #[arg(long, value_name = "BITS")]
+    flac_bits: Option<u8>,
+    /// Where to write the JSON manifest (default: next to the output).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// No progress bar and no summary line.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Frames per processing block (changes speed and memory, never the result).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    block_frames: u32,
+    /// Undecodable packets tolerated before the job fails.
+    #[arg(long, default_value_t = DecodeOptions::default().max_skipped_packets)]
+    max_bad_packets: u64,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum FormatArg {
+    Wav,
+    Flac,
+    Mp3,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+enum WavFormatArg {
+    Pcm16,
+    Pcm24,
+    Float32,
+}
+
+#[derive(Args, Debug)]
+struct AnalyzeArgs {
+    /// Input audio file.
+    input: PathBuf,
+    /// Print a JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct GenerateArgs {
+    /// Output file (`.wav`, `.flac` or `.mp3`).
+    output: PathBuf,
+    /// Length in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    /// Sample rate in Hz.
+    #[arg(long, default_value_t = 44_100)]
+    sample_rate: u32,
+    /// Channels (1…8).
+    #[arg(long, default_value_t = 2)]
+    channels: usize,
+    /// Seed: the same seed gives the same recording.
+    #[arg(long, default_value_t = 8)]
+    seed: u64,
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Folder for the example input and the outputs.
+    #[arg(default_value = "demo-output")]
+    dir: PathBuf,
+    /// Length of the generated example, seconds.
+    #[arg(long, default_value_t = 90.0)]
+    seconds: f64,
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Process(args) => process(args),
+        Command::Analyze(args) => analyze(args),
+        Command::Generate(args) => generate(args),
+        Command::Demo(args) => demo::run(&args.dir, args.seconds),
+    }
+}
+
+fn thread_pool() -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("longwave-dsp-{i}"))
+        .build()
+        .context("cannot start the DSP thread pool")
+}
+
+fn process(args: ProcessArgs) -> Result<()> {
+    let (preset_name, chain, preset_format) = match (&args.preset, &args.chain) {
+        (Some(name), _) => {
+            let preset = job::preset(name)?;
+            (Some(preset.name.to_string()), preset.chain, preset.format)
+        }
+        (None, Some(chain)) => (None, read_chain(chain)?, None),
+        (None, None) => (None, Vec::new(), None),
+    };
+    let format = output_format(&args)?.or(preset_format);
+    let job = LocalJob {
+        input: args.input.clone(),
+        output: args.output.clone(),
+        preset: preset_name,
+        chain,
+        format,
+        manifest: args.manifest.clone(),
+    };
+    let config = RunnerConfig {
+        block_frames: args.block_frames as usize,
+        decode: DecodeOptions {
+            max_skipped_packets: args.max_bad_packets,
+        },
+        ..RunnerConfig::default()
+    };
+    let pool = thread_pool()?;
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let progress = progress::Bar::new(show_progress, &args.input);
+    let manifest = job::run_local(&job, &config, &pool, &progress)?;
+    if !args.quiet {
+        for output in &manifest.outputs {
+            eprintln!(
+                "wrote {} ({}, {:.3} s, {} bytes)",
+                output.path, output.format, output.duration_s, output.bytes
+            );
+        }
+        eprintln!(
+            "{:.1} s of audio in {:.2} s ({:.0}x realtime)",
+            manifest.input.duration_s, manifest.wall_time_s, manifest.realtime_factor
+        );
+    }
+    Ok(())
+}
+
+/// Reads `--chain`: inline JSON or `@FILE`.
+fn read_chain(arg: &str) -> Result<Vec<StageSpec>> {
+    let json = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read chain file {path}"))?,
+        None => arg.to_string(),
+    };
+    Ok(job::parse_chain(&json)?)
+}
+
+/// The explicit output format from the flags, if any flag names or implies one.
+fn output_format(args: &ProcessArgs) -> Result<Option<OutputFormat>> {
+    let implied = if args.bitrate.is_some() || args.vbr.is_some() {
+        Some(FormatArg::Mp3)
+    } else if args.wav_format.is_some() {
+        Some(FormatArg::Wav)
+    } else if args.flac_bits.is_some() {
+        Some(FormatArg::Flac)
+    } else {
+        None
+    };
+    let from_extension = args
+        .output
+        .as_deref()
+        .and_then(Path::extension)
+        .and_then(|e| e.to_str())
+        .and_then(|e| match e.to_ascii_lowercase().as_str() {
+            "wav" => Some(FormatArg::Wav),
+            "flac" => Some(FormatArg::Flac),
+            "mp3" => Some(FormatArg::Mp3),
+            _ => None,
+        });
+    let Some(kind) = args.format.or(implied).or(from_extension) else {
+        return Ok(None);
+    };
+    Ok(Some(match kind {
+        FormatArg::Mp3 => {
+            if let Some(quality) = args.vbr {
+                if quality > 9 {
+                    bail!("--vbr {quality} is out of range (allowed 0 ..= 9)");
+                }
+                OutputFormat::Mp3 {
+                    rate: Mp3Rate::Vbr { quality },
+                }
+            } else {
+                OutputFormat::Mp3 {
+                    rate: Mp3Rate::Cbr {
+                        kbps: args.bitrate.unwrap_or(192),
+                    },
+                }
+            }
+        }
+        FormatArg::Wav => OutputFormat::Wav {
+            sample_format: match args.wav_format.unwrap_or(WavFormatArg::Pcm16) {
+                WavFormatArg::Pcm16 => WavSampleFormat::Pcm16,
+                WavFormatArg::Pcm24 => WavSampleFormat::Pcm24,
+                WavFormatArg::Float32 => WavSampleFormat::Float32,
+            },
+        },
+        FormatArg::Flac => {
+            let bits = args.flac_bits.unwrap_or(16);
+            if bits != 16 && bits != 24 {
+                bail!("--flac-bits {bits} is not supported (allowed 16 or 24)");
+            }
+            OutputFormat::Flac {
+                bits_per_sample: bits,
+            }
+        }
+    }))
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<()> {
+    let analysis = job::analyze_file(&args.input, DecodeOptions::default())?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&analysis)?);
+        return Ok(());
+    }
+    let db = |v: Option<f64>| v.map_or("-inf".to_string(), |v| format!("{v:.2}"));
+    println!("file:        {}", analysis.path);
+    println!("container:   {}", analysis.container);
+    println!("codec:       {}", analysis.codec);
+    println!(
+        "duration:    {:.3} s ({} frames)",
+        analysis.duration_s, analysis.frames
+    );
+    println!("sample rate: {} Hz", analysis.sample_rate);
+    println!("channels:    {}", analysis.channels);
+    println!("peak:        {} dBFS", db(analysis.peak_dbfs));
+    println!("rms:         {} dBFS", db(analysis.rms_dbfs));
+    if analysis.skipped_packets > 0 {
+        println!("skipped:     {} bad packets", analysis.skipped_packets);
+    }
+    Ok(())
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 86_400.0) {
+        bail!(
+            "--seconds {} is out of range (allowed 0 < s <= 86400)",
+            args.seconds
+        );
+    }
+    let spec = StreamSpec::new(args.sample_rate, args.channels)
+        .map_err(|reason| anyhow::anyhow!("cannot generate: {reason}"))?;
+    demo::write_speech_like(&args.output, spec, args.seconds, args.seed, None)?;
+    eprintln!("wrote {} ({:.1} s)", args.output.display(), args.seconds);
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! Where encoded bytes go: the [`ByteSink`] trait and its local implementations, [`FileSink`]
+//! (atomic file output) and [`MemorySink`] (tests and benches).
+//!
+//! The trait exists so that encoders never need `Seek`: an S3 multipart upload cannot seek, but
+//! every format we write only needs to rewrite a header near the start once the totals are known.
+//! That one need is captured by [`ByteSink::patch`] with a bounded [`PATCH_WINDOW`], which a
+//! multipart sink satisfies by keeping its first part in memory and uploading it last.
+
+use super::error::SinkError;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// How many bytes at the start of an output may be overwritten by [`ByteSink::patch`].
+///
+/// 64 KiB covers every header we patch (a 80-byte WAV/RF64 header, the 42-byte FLAC STREAMINFO,
+/// a ≤ 2 KiB MP3 LAME/Xing frame) with a wide margin, and is far below S3's 5 MiB minimum part
+/// size, so a multipart sink can always hold the window inside its first part.
+pub const PATCH_WINDOW: u64 = 64 * 1024;
+
+/// The destination of an encoder's bytes: an append-only stream with one exception, the
+/// [`patch`](ByteSink::patch) of already-written bytes inside the first [`PATCH_WINDOW`] bytes.
+///
+/// # Lifecycle
+/// 1. [`write_all`](ByteSink::write_all) any number of times (bytes are appended);
+/// 2. [`patch`](ByteSink::patch) any number of times, interleaved with writes, as long as the
+///    patched range lies inside the window and inside what was written;
+/// 3. [`commit`](ByteSink::commit) once: only then does the output become visible under its
+///    final name (a file is renamed into place, a multipart upload is completed).
+///
+/// **Dropping a sink without committing aborts it**: the temporary file is removed, the multipart
+/// upload is aborted. No partial output ever appears under the final name, so a failed or
+/// cancelled job needs no cleanup.
+///
+/// # For implementors
+/// * `patch` must reject (with [`SinkError::PatchOutOfWindow`]) any range with
+///   `offset + bytes.len() > PATCH_WINDOW` or `offset + bytes.len() > position()`. Within those
+///   bounds it must be honoured whatever was written since; an implementation that cannot seek
+///   keeps the first `PATCH_WINDOW` bytes (or its whole first part) in memory until `commit`.
+/// * `position` is the number of bytes appended so far (patches do not move it).
+/// * `commit` returns the final size in bytes. After any error the sink may be left unusable
+///   (later calls return [`SinkError::Poisoned`]); dropping it must still clean up.
+/// * Sinks are `Send`: an encoder may run on another thread than the one that made the sink.
+pub trait ByteSink: Send {
+    /// Appends `bytes`.
+    ///
+    /// # Errors
+    /// Fails when the underlying storage fails (disk full, network error).
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), SinkError>;
+
+    /// Overwrites already-written bytes at `offset`; the range must lie within both
+    /// [`PATCH_WINDOW`] and [`position`](ByteSink::position).
+    ///
+    /// # Errors
+    /// [`SinkError::PatchOutOfWindow`] for a range outside those bounds; otherwise storage
+    /// failures.
+    fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError>;
+
+    /// Bytes appended so far.
+    fn position(&self) -> u64;
+
+    /// Makes the output visible under its final name and returns its size in bytes.
+    ///
+    /// # Errors
+    /// Fails when flushing or publishing fails; the output is then discarded.
+    fn commit(self: Box<Self>) -> Result<u64, SinkError>;
+}
+
+/// Checks the [`ByteSink::patch`] contract; shared by every implementation.
+pub(crate) fn check_patch(offset: u64, len: usize, written: u64) -> Result<(), SinkError> {
+    let end = offset.checked_add(len as u64);
+    match end {
+        Some(end) if end <= PATCH_WINDOW && end <= written => Ok(()),
+        _ => Err(SinkError::PatchOutOfWindow {
+            offset,
+            len,
+            window: PATCH_WINDOW,
+            written,
+        }),
+    }
+}
+
+/// Size of [`FileSink`]'s write buffer: large enough that a 4096-frame block (16–192 KiB) is
+/// written to the OS in few system calls.
+const FILE_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Distinguishes temporary files of one process writing several outputs into one folder.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A local file written atomically: bytes go to a hidden temporary file in the same folder
+/// (`.<name>.longwave-<pid>-<n>.tmp`), which [`commit`](ByteSink::commit) flushes, syncs and
+/// renames to the final name. Dropped without commit, the temporary file is removed.
+///
+/// An existing file with the final name is replaced only at commit.
+#[derive(Debug)]
+pub struct FileSink {
+    final_path: PathBuf,
+    temp_path: PathBuf,
+    /// `None` once a failure left the file in an unknown state (the temp file is still removed
+    /// on drop).
+    writer: Option<BufWriter<File>>,
+    position: u64,
+    /// Set by a successful commit; tells `Drop` to leave the (renamed) file alone.
+    committed: bool,
+}
+
+impl FileSink {
+    /// Creates the temporary file next to `final_path`.
+    ///
+    /// # Errors
+    /// Fails, naming `final_path`, when the folder does not exist or is not writable, or the path
+    /// has no file name.
+    pub fn create(final_path: impl AsRef<Path>) -> Result<Self, SinkError> {
+        let final_path = final_path.as_ref().to_path_buf();
+        let io_error = |op, source| SinkError::Io {
+            op,
+            path: final_path.clone(),
+            source,
+        };
+        let name = final_path.file_name().ok_or_else(|| {
+            io_error(
+                "create",
+                io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"),
+            )
+        })?;
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".longwave-{}-{n}.tmp", std::process::id()));
+        let temp_path = final_path.with_file_name(temp_name);
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .map_err(|e| io_error("create", e))?;
+        Ok(Self {
+            final_path,
+            temp_path,
+            writer: Some(BufWriter::with_capacity(FILE_BUFFER_BYTES, file)),
+            position: 0,
+            committed: false,
+        })
+    }
+
+    /// The name the output will have once committed.
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    fn io_error(&self, op: &'static str, source: io::Error) -> SinkError {
+        SinkError::Io {
+            op,
+            path: self.final_path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `f` on the writer; on failure the sink is poisoned (the file state is unknown).
+    fn with_writer<T>(
+        &mut self,
+        op: &'static str,
+        f: impl FnOnce(&mut BufWriter<File>) -> io::Result<T>,
+    ) -> Result<T, SinkError> {
+        let writer = self.writer.as_mut().ok_or(SinkError::Poisoned)?;
+        match f(writer) {
+            Ok(value) => Ok(value),
+            Err(e) => {
+                self.discard_writer();
+                Err(self.io_error(op, e))
+            }
+        }
+    }
+
+    /// Closes the file without flushing the buffer (its content is being thrown away).
+    fn discard_writer(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let (file, _unflushed) = writer.into_parts();
+            drop(file);
+        }
+    }
+}
+
+impl ByteSink for FileSink {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        self.with_writer("write", |w| w.write_all(bytes))?;
+        self.position += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        check_patch(offset, bytes.len(), self.position)?;
+        let end = self.position;
+        self.with_writer("write", |w| {
+            // `BufWriter::seek` flushes first, so the bytes being patched are on file.
+            w.seek(SeekFrom::Start(offset))?;
+            w.write_all(bytes)?;
+            w.seek(SeekFrom::Start(end))?;
+            Ok(())
+        })
+    }
+
+    fn position(&self) -> u64 {
+        self.position
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<u64, SinkError> {
+        self.with_writer("write", |w| {
+            w.flush()?;
+            w.get_ref().sync_all()
+        })?;
+        self.discard_writer();
+        fs::rename(&self.temp_path, &self.final_path).map_err(|e| self.io_error("rename to", e))?;
+        self.committed = true;
+        // Make the rename itself durable. Best effort: some filesystems refuse to sync a folder,
+        // and the data is already safely on disk.
+        if let Some(dir) = self.final_path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            if let Ok(dir) = File::open(dir) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(self.position)
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.discard_writer();
+            // Nothing useful can be done if removal fails; the name marks it as ours.
+            let _ = fs::remove_file(&self.temp_path);
+        }
+    }
+}
+
+/// An in-memory sink for tests and benches. Read the bytes after commit through the
+/// [`MemoryOutput`] handle from [`MemorySink::output`].
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    bytes: Vec<u8>,
+    output: MemoryOutput,
+}
+
+/// Shared handle to the bytes a [`MemorySink`] committed.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryOutput {
+    slot: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl MemoryOutput {
+    /// The committed bytes, or `None` if the sink was not (yet) committed. Takes them out.
+    pub fn take(&self) -> Option<Vec<u8>> {
+        self.slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty sink with room for `capacity` bytes before it reallocates.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(capacity),
+            output: MemoryOutput::default(),
+        }
+    }
+
+    /// A handle through which the bytes can be read after commit.
+    pub fn output(&self) -> MemoryOutput {
+        self.output.clone()
+    }
+
+    /// The bytes written so far (before commit).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl ByteSink for MemorySink {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
+        check_patch(offset, bytes.len(), self.bytes.len() as u64)?;
+        // In range: checked above against the written length, which fits in usize.
+        let start = offset as usize;
+        self.bytes[start..start + bytes.len()].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn position(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<u64, SinkError> {
+        let bytes = std::mem::take(&mut self.bytes);
+        let len = bytes.len() as u64;
+        *self
+            .output
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(bytes);
+        Ok(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn commit_renames_temp_file_to_final_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let mut sink = FileSink::create(&path).unwrap();
+        sink.write_all(b"hello world").unwrap();
+        // Before commit only a hidden temporary file exists.
+        let names = dir_entries(dir.path());
+        assert_eq!(names.len(), 1);
+        assert!(names[0].starts_with(".out.bin.longwave-"), "{names:?}");
+        assert!(names[0].ends_with(".tmp"), "{names:?}");
+        sink.patch(0, b"HELLO").unwrap();
+        sink.write_all(b"!").unwrap();
+        let size = Box::new(sink).commit().unwrap();
+        assert_eq!(size, 12);
+        assert_eq!(fs::read(&path).unwrap(), b"HELLO world!");
+        assert_eq!(dir_entries(dir.path()), vec!["out.bin".to_owned()]);
+    }
+
+    #[test]
+    fn drop_without_commit_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.bin");
+        let mut sink = FileSink::create(&path).unwrap();
+        sink.write_all(&[7; 1000]).unwrap();
+        drop(sink);
+        assert!(dir_entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn patch_outside_window_or_written_range_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::create(dir.path().join("out.bin")).unwrap();
+        sink.write_all(&vec![0; PATCH_WINDOW as usize + 100])
+            .unwrap();
+        let err = sink.patch(PATCH_WINDOW - 2, &[1, 2, 3]).unwrap_err();
+        assert!(matches!(err, SinkError::PatchOutOfWindow { .. }), "{err}");
+        assert!(sink.patch(PATCH_WINDOW - 3, &[1, 2, 3]).is_ok());
+
+        let mut mem = MemorySink::new();
+        mem.write_all(&[0; 10]).unwrap();
+        assert!(mem.patch(8, &[1, 2, 3]).is_err(), "beyond what was written");
+        assert!(mem.patch(u64::MAX, &[1]).is_err(), "overflowing offset");
+        mem.patch(7, &[1, 2, 3]).unwrap();
+        assert_eq!(mem.bytes()[7..], [1, 2, 3]);
+    }
+
+    #[test]
+    fn create_in_missing_folder_names_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("out.wav");
+        let err = FileSink::create(&path).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot create {}: no such file or directory",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn memory_sink_hands_out_bytes_only_after_commit() {
+        let mut sink = MemorySink::new();
+        let output = sink.output();
+        sink.write_all(b"abc").unwrap();
+        assert_eq!(output.take(), None);
+        assert_eq!(Box::new(sink).commit().unwrap(), 3);
+        assert_eq!(output.take().as_deref(), Some(&b"abc"[..]));
+    }
+}

@@ -1,0 +1,77 @@
+//! `analyze`: decode a file once and report what it is and how loud it is.
+
+use crate::audio::Block;
+use crate::decode::{AudioDecoder, DecodeError, DecodeOptions};
+use serde::Serialize;
+use std::path::Path;
+
+/// What `longwave analyze` reports about one input.
+#[derive(Debug, Clone, Serialize)]
+pub struct Analysis {
+    /// The file analysed.
+    pub path: String,
+    /// Container short name.
+    pub container: String,
+    /// Codec short name.
+    pub codec: String,
+    /// Decoded duration in seconds.
+    pub duration_s: f64,
+    /// Decoded frames.
+    pub frames: u64,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: usize,
+    /// Largest absolute sample value over all channels, in dBFS; `null` for digital silence.
+    pub peak_dbfs: Option<f64>,
+    /// RMS over all samples of all channels pooled (pydub's convention: a full-scale sine reads
+    /// −3.01 dBFS), in dBFS; `null` for digital silence or an empty file.
+    pub rms_dbfs: Option<f64>,
+    /// Packets that failed to decode and were skipped.
+    pub skipped_packets: u64,
+}
+
+/// Decodes `path` completely (constant memory) and measures peak and RMS.
+///
+/// # Errors
+/// Any [`DecodeError`]: missing, unsupported, corrupt or truncated input.
+pub fn analyze_file(path: &Path, options: DecodeOptions) -> Result<Analysis, DecodeError> {
+    let mut decoder = AudioDecoder::open_file(path, options)?;
+    let info = decoder.info().clone();
+    let mut block = Block::new(info.spec.channels, 16_384);
+    let mut peak = 0f32;
+    let mut sum_squares = 0f64;
+    loop {
+        let frames = decoder.fill(&mut block)?;
+        if frames == 0 {
+            break;
+        }
+        for channel in block.channels() {
+            let mut block_sum = 0f64;
+            for &x in channel {
+                peak = peak.max(x.abs());
+                block_sum += f64::from(x) * f64::from(x);
+            }
+            sum_squares += block_sum;
+        }
+    }
+    let frames = decoder.frames_decoded();
+    let samples = frames as f64 * info.spec.channels as f64;
+    let to_db = |x: f64| (x > 0.0).then(|| 20.0 * x.log10());
+    Ok(Analysis {
+        path: path.display().to_string(),
+        container: info.container,
+        codec: info.codec,
+        duration_s: info.spec.seconds(frames),
+        frames,
+        sample_rate: info.spec.sample_rate,
+        channels: info.spec.channels,
+        peak_dbfs: to_db(f64::from(peak)),
+        rms_dbfs: if samples > 0.0 {
+            to_db((sum_squares / samples).sqrt())
+        } else {
+            None
+        },
+        skipped_packets: decoder.skipped_packets(),
+    })
+}

@@ -1,0 +1,75 @@
+//! [`JobError`]: everything that can end a job, with a metric-friendly kind.
+
+use super::SpecError;
+use crate::decode::DecodeError;
+use crate::dsp::StageError;
+use crate::encode::{EncodeError, SinkError};
+use std::path::PathBuf;
+
+/// Why a job failed. Every message names the file or field at fault and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The chain or output specification was rejected.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The input could not be read or decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A stage cannot process this stream.
+    #[error("{0}")]
+    Stage(#[from] StageError),
+    /// An output could not be encoded or written.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// An output file could not be created or written.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// The output location is unusable (e.g. it would overwrite the input).
+    #[error("output {}: {reason}", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// The manifest could not be written.
+    #[error("cannot write manifest {}: {reason}", path.display())]
+    Manifest {
+        /// The manifest path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A pipeline thread panicked; the job is failed, the process carries on.
+    #[error("internal error while processing {}: {what}", input.display())]
+    Panic {
+        /// The job's input.
+        input: PathBuf,
+        /// Which part panicked, and its message.
+        what: String,
+    },
+}
+
+impl JobError {
+    /// Low-cardinality error kind, used as a metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            JobError::Spec(_) => "invalid_spec",
+            JobError::Decode(e) => e.kind(),
+            JobError::Stage(_) => "unsupported_stream",
+            JobError::Encode(e) => e.kind(),
+            JobError::Output { .. } | JobError::Sink(_) => "output",
+            JobError::Manifest { .. } => "manifest",
+            JobError::Panic { .. } => "panic",
+        }
+    }
+
+    /// Whether retrying the same job later could succeed (transient I/O), as opposed to a bad
+    /// input or spec that will fail again.
+    pub fn retryable(&self) -> bool {
+        match self {
+            JobError::Decode(e) => e.retryable(),
+            _ => false,
+        }
+    }
+}

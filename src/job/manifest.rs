@@ -1,0 +1,86 @@
+//! The JSON manifest every run writes: what went in, what was done, what came out.
+
+use super::StageSpec;
+use serde::Serialize;
+
+/// Everything a user or a downstream system needs to know about one finished job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// longwave's version that produced the outputs.
+    pub longwave_version: &'static str,
+    /// The input and its properties.
+    pub input: InputSummary,
+    /// The preset used, if any.
+    pub preset: Option<String>,
+    /// The chain with every parameter's effective value.
+    pub chain: Vec<StageSpec>,
+    /// What stages decided or measured (auto threshold, measured loudness …), by chain position.
+    pub stage_reports: Vec<StageReport>,
+    /// The outputs, in order.
+    pub outputs: Vec<OutputEntry>,
+    /// Input packets that failed to decode and were skipped.
+    pub skipped_packets: u64,
+    /// Frames per processing block (does not change the result; recorded for diagnosis).
+    pub block_frames: usize,
+    /// Wall-clock time of the whole job, seconds.
+    pub wall_time_s: f64,
+    /// Input audio seconds processed per wall-clock second.
+    pub realtime_factor: f64,
+}
+
+/// The input side of a manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSummary {
+    /// Where the input was read from.
+    pub path: String,
+    /// Container short name (`wav`, `mp3`, `mp4`, …).
+    pub container: String,
+    /// Codec short name.
+    pub codec: String,
+    /// Decoded duration in seconds.
+    pub duration_s: f64,
+    /// Decoded frames.
+    pub frames: u64,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: usize,
+}
+
+/// One output file.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputEntry {
+    /// Where it was written.
+    pub path: String,
+    /// `wav`, `flac` or `mp3`.
+    pub format: String,
+    /// Format settings (sample format, bit depth, bitrate).
+    pub settings: crate::encode::OutputFormat,
+    /// Duration in seconds.
+    pub duration_s: f64,
+    /// Frames written.
+    pub frames: u64,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: usize,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// For a piece of a split: where it starts in the source, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<u64>,
+    /// For a piece of a split: where it ends in the source, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<u64>,
+}
+
+/// One stage's report in the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    /// Position of the stage in the chain.
+    pub index: usize,
+    /// The stage's name.
+    pub stage: &'static str,
+    /// What it reported.
+    pub report: serde_json::Value,
+}

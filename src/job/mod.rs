@@ -1,0 +1,22 @@
+//! Jobs: what to do (the chain and output specification, parsed and validated from JSON or a
+//! preset), and the runner that wires decode → chain → encode with bounded channels.
+//!
+//! `job` is the one layer that knows every other layer. Parsing is strict: unknown stage types,
+//! unknown fields and out-of-range values are rejected with a message naming the field and the
+//! allowed range.
+
+mod analyze;
+mod error;
+mod manifest;
+mod outputs;
+mod runner;
+mod spec;
+
+pub use analyze::{analyze_file, Analysis};
+pub use error::JobError;
+pub use manifest::{InputSummary, Manifest, OutputEntry, StageReport};
+pub use runner::{
+    format_for, manifest_path_for, run_local, LocalJob, NoProgress, OutputTarget, Progress,
+    RunnerConfig,
+};
+pub use spec::{parse_chain, preset, BuildContext, Preset, SpecError, StageSpec};

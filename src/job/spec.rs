@@ -1,0 +1,230 @@
+//! The job vocabulary (pedalboard's parameter names), its parsing and validation, and presets.
+
+use crate::dsp::{Gain, Stage};
+use crate::encode::OutputFormat;
+use serde::{Deserialize, Serialize};
+
+/// One stage of a chain as a user writes it: `{"type": "gain", "gain_db": -3.0}`.
+///
+/// Unknown fields are rejected by the parser; values are range-checked by [`StageSpec::validate`].
+/// Serialising a parsed spec gives every parameter's effective value (defaults filled in), which is
+/// what the manifest records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StageSpec {
+    /// Constant gain (pedalboard `Gain`; default 1.0 dB there, 0.0 dB here so a bare
+    /// `{"type":"gain"}` is a no-op rather than a surprise).
+    Gain {
+        /// Gain in dB.
+        #[serde(default)]
+        gain_db: f64,
+    },
+}
+
+/// Allowed range of `gain_db`.
+pub const GAIN_DB_RANGE: (f64, f64) = (-120.0, 48.0);
+
+impl StageSpec {
+    /// The stage's `type` name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            StageSpec::Gain { .. } => "gain",
+        }
+    }
+
+    /// Checks every parameter's range; `index` is the stage's position, used in messages.
+    ///
+    /// # Errors
+    /// Names the field (`chain[1].gain_db`), the value and the allowed range.
+    pub fn validate(&self, index: usize) -> Result<(), SpecError> {
+        match self {
+            StageSpec::Gain { gain_db } => check_range(index, "gain_db", *gain_db, GAIN_DB_RANGE),
+        }
+    }
+
+    /// True for a stage that splits its input into pieces (each becomes its own output).
+    pub fn splits(&self) -> bool {
+        false
+    }
+
+    /// Builds the stage this spec describes (call [`StageSpec::validate`] first).
+    pub fn build(&self, _context: &BuildContext) -> Box<dyn Stage> {
+        match self {
+            StageSpec::Gain { gain_db } => Box::new(Gain::new(*gain_db)),
+        }
+    }
+}
+
+/// Facts about the input that some stages need when they are built.
+#[derive(Debug, Clone, Default)]
+pub struct BuildContext {
+    /// Bits per sample of the source, when the codec has one (pydub-parity silence detection
+    /// measures levels on the source's integer scale).
+    pub source_bits: Option<u32>,
+}
+
+fn check_range(
+    index: usize,
+    field: &'static str,
+    value: f64,
+    (min, max): (f64, f64),
+) -> Result<(), SpecError> {
+    if value.is_finite() && (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(SpecError::OutOfRange {
+            field: format!("chain[{index}].{field}"),
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// A chain specification could not be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The JSON did not parse or did not match the vocabulary (unknown stage, unknown field …).
+    #[error("invalid chain{}: {reason}", index.map(|i| format!(" at chain[{i}]")).unwrap_or_default())]
+    Invalid {
+        /// The stage index, when the error is inside one stage.
+        index: Option<usize>,
+        /// What serde or the validator said.
+        reason: String,
+    },
+    /// A value is outside its allowed range.
+    #[error("{field} = {value} is out of range (allowed {min} ..= {max})")]
+    OutOfRange {
+        /// The field path, e.g. `chain[0].gain_db`.
+        field: String,
+        /// The rejected value.
+        value: f64,
+        /// Lowest allowed.
+        min: f64,
+        /// Highest allowed.
+        max: f64,
+    },
+    /// No preset of this name.
+    #[error("unknown preset {name:?} (known presets: {known})")]
+    UnknownPreset {
+        /// The name asked for.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+}
+
+/// Parses and validates a chain: a JSON array of stages, or an object `{"chain": [...]}`.
+///
+/// # Errors
+/// Fails on malformed JSON, an unknown stage type or field, or an out-of-range value.
+pub fn parse_chain(json: &str) -> Result<Vec<StageSpec>, SpecError> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| SpecError::Invalid {
+        index: None,
+        reason: e.to_string(),
+    })?;
+    let items = match value {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Object(mut map) => match map.remove("chain") {
+            Some(serde_json::Value::Array(items)) if map.is_empty() => items,
+            _ => {
+                return Err(SpecError::Invalid {
+                    index: None,
+                    reason: "expected a JSON array of stages or an object {\"chain\": [...]}"
+                        .into(),
+                })
+            }
+        },
+        _ => {
+            return Err(SpecError::Invalid {
+                index: None,
+                reason: "expected a JSON array of stages".into(),
+            })
+        }
+    };
+    let mut stages = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let stage: StageSpec = serde_json::from_value(item).map_err(|e| SpecError::Invalid {
+            index: Some(index),
+            reason: e.to_string(),
+        })?;
+        stage.validate(index)?;
+        stages.push(stage);
+    }
+    Ok(stages)
+}
+
+/// A named job: a chain and, optionally, the output format it implies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Preset {
+    /// The preset's name.
+    pub name: &'static str,
+    /// Its stages.
+    pub chain: Vec<StageSpec>,
+    /// The output format it prescribes, if any (otherwise the input's format family).
+    pub format: Option<OutputFormat>,
+}
+
+/// Names of the presets [`preset`] knows.
+pub const PRESET_NAMES: &[&str] = &["transcode"];
+
+/// Looks up a preset by name.
+///
+/// # Errors
+/// [`SpecError::UnknownPreset`] listing the known names.
+pub fn preset(name: &str) -> Result<Preset, SpecError> {
+    match name {
+        "transcode" => Ok(Preset {
+            name: "transcode",
+            chain: Vec::new(),
+            format: None,
+        }),
+        _ => Err(SpecError::UnknownPreset {
+            name: name.to_string(),
+            known: PRESET_NAMES.join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_array_and_fills_defaults() {
+        let chain = parse_chain(r#"[{"type":"gain","gain_db":-3.5},{"type":"gain"}]"#)
+            .expect("valid chain");
+        assert_eq!(
+            chain,
+            vec![
+                StageSpec::Gain { gain_db: -3.5 },
+                StageSpec::Gain { gain_db: 0.0 }
+            ]
+        );
+        let json = serde_json::to_string(&chain[1]).expect("serialise");
+        assert_eq!(json, r#"{"type":"gain","gain_db":0.0}"#);
+    }
+
+    #[test]
+    fn rejects_unknown_stage_and_field() {
+        let err = parse_chain(r#"[{"type":"chorus"}]"#).expect_err("unknown stage");
+        assert!(err.to_string().contains("chain[0]"), "{err}");
+        assert!(err.to_string().contains("chorus"), "{err}");
+        let err = parse_chain(r#"[{"type":"gain","gain":1}]"#).expect_err("unknown field");
+        assert!(err.to_string().contains("gain"), "{err}");
+    }
+
+    #[test]
+    fn rejects_out_of_range_with_field_and_range() {
+        let err = parse_chain(r#"{"chain":[{"type":"gain","gain_db":400}]}"#).expect_err("range");
+        let text = err.to_string();
+        assert!(text.contains("chain[0].gain_db = 400"), "{text}");
+        assert!(text.contains("-120"), "{text}");
+    }
+
+    #[test]
+    fn unknown_preset_lists_known_ones() {
+        let err = preset("nope").expect_err("unknown");
+        assert!(err.to_string().contains("transcode"), "{err}");
+    }
+}

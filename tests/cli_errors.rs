@@ -1,0 +1,231 @@
+//! Bad input through the real binary: each case must fail with a non-zero exit code, one clear
+//! line on stderr naming the file (or field) and the reason, no panic, and no output file.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn longwave() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_longwave"))
+}
+
+fn pydub_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/pydub")
+        .join(name)
+}
+
+/// Runs `longwave process INPUT -o OUT_DIR/out.wav [extra]` and checks the failure contract.
+/// Returns stderr for case-specific assertions.
+fn expect_failure(input: &Path, extra: &[&str], must_mention: &[&str]) -> String {
+    let out_dir = tempfile::tempdir().unwrap();
+    let output = out_dir.path().join("out.wav");
+    let result = longwave()
+        .arg("process")
+        .arg(input)
+        .arg("-o")
+        .arg(&output)
+        .arg("--quiet")
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr).to_string();
+    assert!(
+        !result.status.success(),
+        "expected failure for {input:?}, got success; stderr: {stderr}"
+    );
+    assert_eq!(result.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert_eq!(
+        stderr.trim().lines().count(),
+        1,
+        "one line expected: {stderr}"
+    );
+    assert!(stderr.starts_with("longwave: error: "), "{stderr}");
+    for needle in must_mention {
+        assert!(
+            stderr.to_lowercase().contains(&needle.to_lowercase()),
+            "stderr should mention {needle:?}: {stderr}"
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "files left behind: {leftovers:?}");
+    stderr
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A valid 2 s stereo WAV made by the binary itself.
+fn generated_wav(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    let status = longwave()
+        .args(["generate", "--seconds", "2"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    path
+}
+
+#[test]
+fn missing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    expect_failure(&dir.path().join("nope.mp3"), &[], &["nope.mp3"]);
+}
+
+#[test]
+fn empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "empty.mp3", b"");
+    expect_failure(&input, &[], &["empty.mp3"]);
+}
+
+#[test]
+fn random_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let bytes: Vec<u8> = (0..100_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    let input = write_file(dir.path(), "noise.bin", &bytes);
+    expect_failure(&input, &[], &["noise.bin"]);
+}
+
+#[test]
+fn text_named_mp3() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(
+        dir.path(),
+        "notes.mp3",
+        "These are meeting notes, not audio.\n"
+            .repeat(200)
+            .as_bytes(),
+    );
+    expect_failure(&input, &[], &["notes.mp3"]);
+}
+
+#[test]
+fn truncated_wav() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = generated_wav(dir.path(), "full.wav");
+    let bytes = std::fs::read(&full).unwrap();
+    let input = write_file(dir.path(), "cut.wav", &bytes[..bytes.len() / 2]);
+    expect_failure(&input, &[], &["cut.wav", "truncated"]);
+}
+
+#[test]
+fn unsupported_codec_opus_in_webm() {
+    expect_failure(&pydub_fixture("test5.webm"), &[], &["test5.webm"]);
+}
+
+#[test]
+fn output_folder_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated_wav(dir.path(), "in.wav");
+    let result = longwave()
+        .arg("process")
+        .arg(&input)
+        .arg("-o")
+        .arg(dir.path().join("missing-folder/out.wav"))
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("missing-folder"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn output_inside_a_file_is_unwritable() {
+    // Root can write into read-only folders, so use a path whose parent is a regular file.
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated_wav(dir.path(), "in.wav");
+    let blocker = write_file(dir.path(), "blocker", b"x");
+    let result = longwave()
+        .arg("process")
+        .arg(&input)
+        .arg("-o")
+        .arg(blocker.join("out.wav"))
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("blocker"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn unknown_chain_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated_wav(dir.path(), "in.wav");
+    expect_failure(
+        &input,
+        &["--chain", r#"[{"type":"chorus","depth":1}]"#],
+        &["chain[0]", "chorus"],
+    );
+}
+
+#[test]
+fn out_of_range_parameter() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated_wav(dir.path(), "in.wav");
+    expect_failure(
+        &input,
+        &["--chain", r#"[{"type":"gain","gain_db":1000}]"#],
+        &["chain[0].gain_db", "1000"],
+    );
+}
+
+#[test]
+fn unknown_field_in_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated_wav(dir.path(), "in.wav");
+    expect_failure(
+        &input,
+        &["--chain", r#"[{"type":"gain","gain_bd":1}]"#],
+        &["gain_bd"],
+    );
+}
+
+#[test]
+fn chain_file_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated_wav(dir.path(), "in.wav");
+    expect_failure(
+        &input,
+        &["--chain", "@/no/such/chain.json"],
+        &["chain.json"],
+    );
+}
+
+#[test]
+fn invalid_mp3_bitrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated_wav(dir.path(), "in.wav");
+    expect_failure(&input, &["--format", "mp3", "--bitrate", "100"], &["100"]);
+}
+
+#[test]
+fn analyze_reports_errors_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_file(dir.path(), "empty.wav", b"");
+    let result = longwave().arg("analyze").arg(&input).output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("empty.wav"), "{stderr}");
+}
