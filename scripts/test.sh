@@ -10,9 +10,13 @@ cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
-cargo test --all-targets --locked
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+cargo test --locked 2>&1 | tee "$test_log"
 echo "== cargo doc" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked --quiet
 echo "== cargo bench --no-run" >&2
 cargo bench --no-run --locked --quiet
 echo "== all checks passed" >&2
+# One closing line for the whole suite (cargo prints one summary per test binary).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"

@@ -80,8 +80,8 @@ impl SpeechLike {
             rng: Rng::new(seed),
             noise_rng: Rng::new(seed ^ 0x5EED),
             segment: Segment::Pause { remaining: 0 },
-            syllables_left_in_word: 0,
-            words_left_in_phrase: 0,
+            syllables_left_in_word: 2,
+            words_left_in_phrase: 3,
             phase: 0.0,
             channel_gain,
         };

@@ -211,10 +211,11 @@ fn rms_db(samples: &[f32]) -> f64 {
     10.0 * (sum / samples.len() as f64).log10()
 }
 
-/// The value a PCM sample of `bits` decodes to in symphonia (full scale = 2^(bits-1)).
+/// The value a PCM sample of `bits` decodes to in symphonia (full scale = 2^(bits-1); the
+/// encoder scales by the same 2^(bits-1) and clips to the integer range).
 fn quantised(x: f32, bits: u32) -> f64 {
-    let max = f64::from((1u32 << (bits - 1)) - 1);
-    (f64::from(x.clamp(-1.0, 1.0)) * max).round() / (max + 1.0)
+    let scale = f64::from(1u32 << (bits - 1));
+    (f64::from(x) * scale).round().clamp(-scale, scale - 1.0) / scale
 }
 
 /// How the level of the decoded signal is checked.

@@ -5,7 +5,7 @@ use super::thread_pool;
 use anyhow::{Context, Result};
 use longwave::audio::{Block, StreamSpec};
 use longwave::encode::{create_encoder, FileSink, Mp3Rate, OutputFormat, WavSampleFormat};
-use longwave::job::{self, LocalJob, NoProgress, RunnerConfig, StageSpec};
+use longwave::job::{self, LocalJob, NoProgress, RunnerConfig};
 use longwave::synth::SpeechLike;
 use std::path::Path;
 
@@ -67,36 +67,34 @@ pub fn run(dir: &Path, seconds: f64) -> Result<()> {
 
     let pool = thread_pool()?;
     let config = RunnerConfig::default();
-    let jobs = [
-        (
-            "louder.mp3",
-            vec![StageSpec::Gain { gain_db: 3.0 }],
-            OutputFormat::Mp3 {
-                rate: Mp3Rate::Cbr { kbps: 192 },
-            },
-        ),
-        (
-            "quieter.flac",
-            vec![StageSpec::Gain { gain_db: -6.0 }],
-            OutputFormat::Flac {
-                bits_per_sample: 16,
-            },
-        ),
-    ];
-    for (name, chain, format) in jobs {
+    // The two jobs people run today: one-shot pieces split on silence (pydub semantics, pieces
+    // in the input's format) and the 8D mix (pan → reverb → gain → limiter → MP3 192k).
+    let jobs = [("oneshot", dir.join("oneshot")), ("8d", dir.join("8d.mp3"))];
+    for (name, output) in jobs {
+        let preset = job::preset(name)?;
         let job = LocalJob {
             input: input.clone(),
-            output: Some(dir.join(name)),
-            preset: None,
-            chain,
-            format: Some(format),
+            output: Some(output),
+            preset: Some(preset.name.to_string()),
+            chain: preset.chain,
+            format: preset.format,
             manifest: None,
         };
         let manifest = job::run_local(&job, &config, &pool, &NoProgress)?;
+        println!(
+            "preset {name}: {} output(s) in {:.2} s ({:.0}x realtime)",
+            manifest.outputs.len(),
+            manifest.wall_time_s,
+            manifest.realtime_factor
+        );
         for output in &manifest.outputs {
+            let range = match (output.start_ms, output.end_ms) {
+                (Some(start), Some(end)) => format!(", source {start}..{end} ms"),
+                _ => String::new(),
+            };
             println!(
-                "wrote {} ({}, {:.3} s, {:.0}x realtime) and its manifest",
-                output.path, output.format, output.duration_s, manifest.realtime_factor
+                "  wrote {} ({}, {:.3} s{range})",
+                output.path, output.format, output.duration_s
             );
         }
     }

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use longwave::audio::StreamSpec;
 use longwave::decode::DecodeOptions;
+use longwave::dsp::{AutoKeyword, SilenceParams, Threshold};
 use longwave::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
 use longwave::job::{self, LocalJob, RunnerConfig, StageSpec};
 use std::io::IsTerminal;
@@ -97,6 +98,14 @@ struct AnalyzeArgs {
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also detect silences: the suggested threshold and the silent/non-silent ranges.
+    #[arg(long)]
+    silence: bool,
+    /// Silence detection parameters as JSON (the `silence` stage's fields), e.g.
+    /// `{"mode":"pydub","threshold_db":-30,"min_silence_ms":750}`; default: accurate mode with an
+    /// automatic threshold.
+    #[arg(long, value_name = "JSON", requires = "silence")]
+    silence_params: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -262,8 +271,28 @@ fn output_format(args: &ProcessArgs) -> Result<Option<OutputFormat>> {
 
 fn analyze(args: AnalyzeArgs) -> Result<()> {
     let analysis = job::analyze_file(&args.input, DecodeOptions::default())?;
+    let silence = if args.silence {
+        let params: SilenceParams = match &args.silence_params {
+            Some(json) => serde_json::from_str(json).context("invalid --silence-params")?,
+            None => SilenceParams {
+                threshold_db: Threshold::Auto(AutoKeyword::Auto),
+                ..SilenceParams::default()
+            },
+        };
+        Some(job::analyze_silence(
+            &args.input,
+            DecodeOptions::default(),
+            params,
+        )?)
+    } else {
+        None
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&analysis)?);
+        let mut value = serde_json::to_value(&analysis)?;
+        if let (Some(silence), Some(object)) = (silence, value.as_object_mut()) {
+            object.insert("silence".to_string(), silence);
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
     let db = |v: Option<f64>| v.map_or("-inf".to_string(), |v| format!("{v:.2}"));
@@ -281,7 +310,53 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
     if analysis.skipped_packets > 0 {
         println!("skipped:     {} bad packets", analysis.skipped_packets);
     }
+    if let Some(silence) = silence {
+        print_silence(&silence);
+    }
     Ok(())
+}
+
+fn print_silence(report: &serde_json::Value) {
+    let threshold = report["threshold_db"]
+        .as_f64()
+        .map_or("none (all silent)".to_string(), |t| format!("{t:.1} dBFS"));
+    let how = if report["threshold_auto"].as_bool() == Some(true) {
+        " (suggested)"
+    } else {
+        ""
+    };
+    println!("silence:     threshold {threshold}{how}");
+    if let Some(auto) = report.get("auto") {
+        let p = |k: &str| {
+            auto[k]
+                .as_f64()
+                .map_or("-inf".into(), |v| format!("{v:.1}"))
+        };
+        println!(
+            "levels:      P10 {} / P50 {} / P90 {} dBFS (30 ms frames)",
+            p("p10_db"),
+            p("p50_db"),
+            p("p90_db")
+        );
+    }
+    println!(
+        "silences:    {} ranges, {:.2} s in all",
+        report["silent_ranges_count"],
+        report["silence_seconds"].as_f64().unwrap_or(0.0)
+    );
+    let ranges = |key: &str| -> String {
+        report[key]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|r| format!("[{}, {}]", r[0], r[1]))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    println!("silent ms:   {}", ranges("silent_ranges_ms"));
+    println!("sound ms:    {}", ranges("nonsilent_ranges_ms"));
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {

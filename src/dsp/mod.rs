@@ -7,10 +7,22 @@
 
 mod chain;
 mod gain;
+mod limiter;
+mod normalize;
+mod pan8d;
+mod reverb;
+mod silence;
 mod stage;
 
 pub use chain::Chain;
 pub use gain::Gain;
+pub use limiter::{Limiter, LimiterMode, LimiterParams};
+pub use normalize::{Normalize, NormalizeParamError, NormalizeParams};
+pub use pan8d::{Pan8d, Pan8dParams, PanLaw, PanMode};
+pub use reverb::{Reverb, ReverbParams};
+pub use silence::{
+    AutoKeyword, KeepSilence, Silence, SilenceAction, SilenceMode, SilenceParams, Threshold,
+};
 pub use stage::{ParamError, Stage, StageContext, StageError, StageEvent};
 
 /// Converts decibels to a linear amplitude ratio.

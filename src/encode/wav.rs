@@ -181,18 +181,25 @@ pub(crate) fn build_header(params: &WavParams, data_bytes: u64, frames: u64, out
     debug_assert_eq!(out.len() as u64, header_len);
 }
 
-/// Converts a sample to 16-bit PCM: clipped to full scale, rounded to nearest.
+/// Converts a sample to 16-bit PCM: scaled by 2^15, rounded to nearest, clipped to
+/// −32768..=32767.
+///
+/// The scale is 2^15 (not 32767) because decoders (symphonia, ffmpeg) map integer PCM to float
+/// as `i / 2^15`: with the same scale, integer input passes through decode → encode bit-exactly,
+/// which one-shot pieces of a WAV or FLAC file rely on.
 #[inline]
 pub(crate) fn to_pcm16(x: f32) -> i16 {
-    // `as` saturates and maps NaN to 0.
-    (x.clamp(-1.0, 1.0) * 32767.0).round() as i16
+    // `as` saturates (+1.0 → 32767) and maps NaN to 0.
+    (x * 32_768.0).round() as i16
 }
 
-/// Converts a sample to 24-bit PCM (in an `i32`): clipped to full scale, rounded to nearest.
+/// Converts a sample to 24-bit PCM (in an `i32`): scaled by 2^23, rounded to nearest, clipped to
+/// −8388608..=8388607 (same reasoning as [`to_pcm16`]).
 #[inline]
 pub(crate) fn to_pcm24(x: f32) -> i32 {
-    // f64: an f32 mantissa (24 bits) cannot hold every product exactly.
-    (f64::from(x.clamp(-1.0, 1.0)) * 8_388_607.0).round() as i32
+    // f64: an f32 mantissa (24 bits) cannot hold every product exactly. The `as` cast maps NaN
+    // to 0 and saturates; the clamp keeps the value within 24 bits.
+    ((f64::from(x) * 8_388_608.0).round() as i32).clamp(-8_388_608, 8_388_607)
 }
 
 /// Interleaves the valid frames of `block` into `out` (resized, not reallocated once it has
@@ -368,7 +375,7 @@ mod tests {
             .chunks(2)
             .map(|c| i16::from_le_bytes([c[0], c[1]]))
             .collect();
-        assert_eq!(samples, [16384, 0, -16384, 32767, 32767, -32767]);
+        assert_eq!(samples, [16384, 0, -16384, 32767, 32767, -32768]);
     }
 
     #[test]
@@ -457,22 +464,29 @@ mod tests {
     fn pcm_conversion_rounds_to_nearest_and_clips() {
         assert_eq!(to_pcm16(0.0), 0);
         assert_eq!(to_pcm16(1.0), 32767);
-        assert_eq!(to_pcm16(-1.0), -32767);
+        assert_eq!(to_pcm16(-1.0), -32768);
         assert_eq!(to_pcm16(1.5), 32767);
-        assert_eq!(to_pcm16(-7.0), -32767);
+        assert_eq!(to_pcm16(-7.0), -32768);
+        // Integer PCM decoded as i / 2^15 comes back exactly.
+        for i in [-32768i32, -12345, -1, 0, 1, 777, 32767] {
+            assert_eq!(i32::from(to_pcm16(i as f32 / 32_768.0)), i);
+        }
         assert_eq!(to_pcm16(f32::NAN), 0);
-        assert_eq!(to_pcm16(0.6 / 32767.0), 1);
-        assert_eq!(to_pcm16(0.4 / 32767.0), 0);
-        assert_eq!(to_pcm16(-0.6 / 32767.0), -1);
+        assert_eq!(to_pcm16(0.6 / 32768.0), 1);
+        assert_eq!(to_pcm16(0.4 / 32768.0), 0);
+        assert_eq!(to_pcm16(-0.6 / 32768.0), -1);
         assert_eq!(to_pcm24(1.0), 8_388_607);
-        assert_eq!(to_pcm24(-3.0), -8_388_607);
-        assert_eq!(to_pcm24(0.5), 4_194_304); // 4194303.5 rounds away from zero
+        assert_eq!(to_pcm24(-3.0), -8_388_608);
+        for i in [-8_388_608i32, -1, 0, 1, 8_388_607] {
+            assert_eq!(to_pcm24(i as f32 / 8_388_608.0), i);
+        }
+        assert_eq!(to_pcm24(0.5), 4_194_304);
         let mut out = Vec::new();
         interleave(
             &Block::from_channels(&[&[-1.0], &[0.5]]),
             WavSampleFormat::Pcm24,
             &mut out,
         );
-        assert_eq!(out, [0x01, 0x00, 0x80, 0x00, 0x00, 0x40]);
+        assert_eq!(out, [0x00, 0x00, 0x80, 0x00, 0x00, 0x40]); // −2^23, +2^22
     }
 }

@@ -1,7 +1,9 @@
 //! `analyze`: decode a file once and report what it is and how loud it is.
 
+use super::{BuildContext, JobError, StageSpec};
 use crate::audio::Block;
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions};
+use crate::dsp::{Chain, SilenceAction, SilenceParams};
 use serde::Serialize;
 use std::path::Path;
 
@@ -74,4 +76,48 @@ pub fn analyze_file(path: &Path, options: DecodeOptions) -> Result<Analysis, Dec
         },
         skipped_packets: decoder.skipped_packets(),
     })
+}
+
+/// Runs silence detection on `path` (an analysis pass when the threshold is `auto`, then a
+/// detection pass, both in constant memory) and returns the stage's report: the threshold used
+/// (the suggested one when `auto`), the level percentiles, and the silent and non-silent ranges
+/// in ms.
+///
+/// # Errors
+/// A [`JobError`] when the input cannot be decoded or the parameters are invalid.
+pub fn analyze_silence(
+    path: &Path,
+    options: DecodeOptions,
+    params: SilenceParams,
+) -> Result<serde_json::Value, JobError> {
+    let params = SilenceParams {
+        action: SilenceAction::Detect,
+        ..params
+    };
+    let spec = StageSpec::Silence(params);
+    spec.validate(0)?;
+    let mut decoder = AudioDecoder::open_file(path, options)?;
+    let info = decoder.info().clone();
+    let build = BuildContext {
+        source_bits: info.bits_per_sample,
+    };
+    let mut chain = Chain::new(vec![spec.build(&build)]);
+    chain.prepare(info.spec, 16_384)?;
+    let mut block = Block::new(info.spec.channels, 16_384);
+    for index in chain.analysis_stages() {
+        let mut pass = AudioDecoder::open_file(path, options)?;
+        while pass.fill(&mut block)? > 0 {
+            chain.observe(index, &block);
+        }
+        chain.end_observation(index);
+    }
+    while decoder.fill(&mut block)? > 0 {
+        chain.process(&block);
+    }
+    while chain.flush().is_some() {}
+    Ok(chain
+        .reports()
+        .into_iter()
+        .find_map(|(_, report)| report)
+        .unwrap_or(serde_json::Value::Null))
 }

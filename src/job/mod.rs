@@ -12,7 +12,7 @@ mod outputs;
 mod runner;
 mod spec;
 
-pub use analyze::{analyze_file, Analysis};
+pub use analyze::{analyze_file, analyze_silence, Analysis};
 pub use error::JobError;
 pub use manifest::{InputSummary, Manifest, OutputEntry, StageReport};
 pub use runner::{

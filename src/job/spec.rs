@@ -1,6 +1,10 @@
 //! The job vocabulary (pedalboard's parameter names), its parsing and validation, and presets.
 
-use crate::dsp::{Gain, Stage};
+use crate::dsp::{
+    Gain, Limiter, LimiterParams, Normalize, NormalizeParamError, NormalizeParams, Pan8d,
+    Pan8dParams, ParamError, Reverb, ReverbParams, Silence, SilenceAction, SilenceMode,
+    SilenceParams, Stage, Threshold,
+};
 use crate::encode::OutputFormat;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +23,18 @@ pub enum StageSpec {
         #[serde(default)]
         gain_db: f64,
     },
+    /// Freeverb with pedalboard's parameters (`room_size`, `damping`, `wet_level`, `dry_level`,
+    /// `width`, `freeze_mode`) plus `tail`.
+    Reverb(ReverbParams),
+    /// Circular "8D" panning (`period_s`, `law`, `mode`, `depth`).
+    Pan8d(Pan8dParams),
+    /// Limiter: `true_peak` look-ahead ceiling (default) or pedalboard's `juce` limiter.
+    Limiter(LimiterParams),
+    /// Peak or loudness (LUFS) normalisation, measured in an analysis pass.
+    Normalize(NormalizeParams),
+    /// Silence detection, splitting (each piece its own output) or trimming; pydub-exact or
+    /// accurate, with an optional automatic threshold.
+    Silence(SilenceParams),
 }
 
 /// Allowed range of `gain_db`.
@@ -29,6 +45,11 @@ impl StageSpec {
     pub fn type_name(&self) -> &'static str {
         match self {
             StageSpec::Gain { .. } => "gain",
+            StageSpec::Reverb(_) => "reverb",
+            StageSpec::Pan8d(_) => "pan8d",
+            StageSpec::Limiter(_) => "limiter",
+            StageSpec::Normalize(_) => "normalize",
+            StageSpec::Silence(_) => "silence",
         }
     }
 
@@ -39,18 +60,50 @@ impl StageSpec {
     pub fn validate(&self, index: usize) -> Result<(), SpecError> {
         match self {
             StageSpec::Gain { gain_db } => check_range(index, "gain_db", *gain_db, GAIN_DB_RANGE),
+            StageSpec::Reverb(params) => params.validate().map_err(|e| at(index, e)),
+            StageSpec::Pan8d(params) => params.validate().map_err(|e| at(index, e)),
+            StageSpec::Limiter(params) => params.validate().map_err(|e| at(index, e)),
+            StageSpec::Normalize(params) => params.validate().map_err(|e| match e {
+                NormalizeParamError::Range(e) => at(index, e),
+                other => SpecError::Invalid {
+                    index: Some(index),
+                    reason: other.to_string(),
+                },
+            }),
+            StageSpec::Silence(params) => params.validate().map_err(|e| at(index, e)),
+        }
+    }
+
+    /// True for stages that delay the signal (look-ahead) or render a tail after the input ends.
+    pub fn delays_or_rings(&self) -> bool {
+        match self {
+            StageSpec::Reverb(p) => p.tail,
+            StageSpec::Limiter(_) => true,
+            StageSpec::Pan8d(p) => p.mode != crate::dsp::PanMode::Sine,
+            _ => false,
         }
     }
 
     /// True for a stage that splits its input into pieces (each becomes its own output).
     pub fn splits(&self) -> bool {
-        false
+        matches!(self, StageSpec::Silence(p) if p.action == SilenceAction::Split)
     }
 
     /// Builds the stage this spec describes (call [`StageSpec::validate`] first).
-    pub fn build(&self, _context: &BuildContext) -> Box<dyn Stage> {
+    pub fn build(&self, context: &BuildContext) -> Box<dyn Stage> {
         match self {
             StageSpec::Gain { gain_db } => Box::new(Gain::new(*gain_db)),
+            StageSpec::Reverb(params) => Box::new(Reverb::new(params.clone())),
+            StageSpec::Pan8d(params) => Box::new(Pan8d::new(params.clone())),
+            StageSpec::Limiter(params) => Box::new(Limiter::new(params.clone())),
+            StageSpec::Normalize(params) => Box::new(Normalize::new(params.clone())),
+            StageSpec::Silence(params) => {
+                let mut stage = Silence::new(params.clone());
+                if let Some(bits) = context.source_bits {
+                    stage.set_source_bits(bits);
+                }
+                Box::new(stage)
+            }
         }
     }
 }
@@ -61,6 +114,16 @@ pub struct BuildContext {
     /// Bits per sample of the source, when the codec has one (pydub-parity silence detection
     /// measures levels on the source's integer scale).
     pub source_bits: Option<u32>,
+}
+
+/// A stage's [`ParamError`] with the stage's position added to the field path.
+fn at(index: usize, error: ParamError) -> SpecError {
+    SpecError::OutOfRange {
+        field: format!("chain[{index}].{}", error.field),
+        value: error.value,
+        min: error.min,
+        max: error.max,
+    }
 }
 
 fn check_range(
@@ -151,7 +214,44 @@ pub fn parse_chain(json: &str) -> Result<Vec<StageSpec>, SpecError> {
         stage.validate(index)?;
         stages.push(stage);
     }
+    check_chain(&stages)?;
     Ok(stages)
+}
+
+/// Rules about the chain as a whole: at most one splitting stage (one set of pieces), and it must
+/// come first or after stages without latency or tail, so that its piece boundaries map onto the
+/// source exactly and nothing a stage flushes at the end is lost.
+///
+/// # Errors
+/// [`SpecError::Invalid`] naming the offending stage.
+pub fn check_chain(stages: &[StageSpec]) -> Result<(), SpecError> {
+    let mut seen_split = false;
+    for (index, stage) in stages.iter().enumerate() {
+        let is_cutting =
+            matches!(stage, StageSpec::Silence(p) if p.action != SilenceAction::Detect);
+        if stage.splits() {
+            if seen_split {
+                return Err(SpecError::Invalid {
+                    index: Some(index),
+                    reason: "only one silence stage with action \"split\" is allowed".into(),
+                });
+            }
+            seen_split = true;
+        }
+        if is_cutting {
+            if let Some(before) = stages[..index].iter().position(StageSpec::delays_or_rings) {
+                return Err(SpecError::Invalid {
+                    index: Some(index),
+                    reason: format!(
+                        "a silence split/trim must come before chain[{before}] ({}), which \
+                         delays the signal or adds a tail",
+                        stages[before].type_name()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A named job: a chain and, optionally, the output format it implies.
@@ -166,7 +266,7 @@ pub struct Preset {
 }
 
 /// Names of the presets [`preset`] knows.
-pub const PRESET_NAMES: &[&str] = &["transcode"];
+pub const PRESET_NAMES: &[&str] = &["8d", "oneshot", "transcode"];
 
 /// Looks up a preset by name.
 ///
@@ -174,6 +274,41 @@ pub const PRESET_NAMES: &[&str] = &["transcode"];
 /// [`SpecError::UnknownPreset`] listing the known names.
 pub fn preset(name: &str) -> Result<Preset, SpecError> {
     match name {
+        // The 8D job people run today: sin(2πt/8) pan → Reverb(0.5) → Gain(0) → Limiter(−2 dB)
+        // → MP3 192k. The limiter is our true-peak one (a real −2 dBTP ceiling) rather than
+        // pedalboard's, which is a 4:1 compressor with +5.75 dB makeup (dsp-reference §3.2).
+        "8d" => Ok(Preset {
+            name: "8d",
+            chain: vec![
+                StageSpec::Pan8d(Pan8dParams::default()),
+                StageSpec::Reverb(ReverbParams {
+                    room_size: 0.5,
+                    ..ReverbParams::default()
+                }),
+                StageSpec::Gain { gain_db: 0.0 },
+                StageSpec::Limiter(LimiterParams {
+                    threshold_db: -2.0,
+                    ..LimiterParams::default()
+                }),
+            ],
+            format: Some(OutputFormat::Mp3 {
+                rate: crate::encode::Mp3Rate::Cbr { kbps: 192 },
+            }),
+        }),
+        // The one-shot job people run today: pydub `split_on_silence(750, -30, keep 50)`, exact,
+        // each piece in the input's format family.
+        "oneshot" => Ok(Preset {
+            name: "oneshot",
+            chain: vec![StageSpec::Silence(SilenceParams {
+                mode: SilenceMode::Pydub,
+                threshold_db: Threshold::Db(-30.0),
+                min_silence_ms: 750.0,
+                keep_silence_ms: crate::dsp::KeepSilence::Ms(50.0),
+                action: SilenceAction::Split,
+                ..SilenceParams::default()
+            })],
+            format: None,
+        }),
         "transcode" => Ok(Preset {
             name: "transcode",
             chain: Vec::new(),
