@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# rss.sh [SHORT_MIN] [LONG_MIN]: proves memory does not grow with the input's length.
+# rss.sh [MINUTES ...]: proves memory does not grow with the input's length.
 #
-# Generates a speech-like stereo 44.1 kHz recording of SHORT_MIN (default 3) and LONG_MIN
-# (default 180) minutes with `longwave generate`, then runs the same jobs on both under
+# Generates a speech-like stereo 44.1 kHz recording of each length in MINUTES (default: 3 and
+# 180) with `longwave generate`, then runs the same jobs on each under
 # /usr/bin/time -v and prints peak RSS, CPU time and the realtime factor side by side:
 #   wav → gain → mp3 192k     wav → gain → wav      mp3 → gain → flac
 # Inputs are cached in $RSS_WORK (default ${TMPDIR:-/tmp}/longwave-rss). Needs a release build
 # (cargo build --release) and GNU time (apt-get install time).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-short=${1:-3}
-long=${2:-180}
+if [ $# -eq 0 ]; then set -- 3 180; fi
 work=${RSS_WORK:-${TMPDIR:-/tmp}/longwave-rss}
 bin=${LONGWAVE:-$here/target/release/longwave}
 [ -x "$bin" ] || { echo "rss.sh: build first: cargo build --release" >&2; exit 2; }
@@ -41,7 +40,7 @@ measure() { # label input output chain-args...
 }
 
 printf '%-28s %10s %10s %8s %8s\n' job peak_MiB cpu_s wall_s x_rt
-for minutes in "$short" "$long"; do
+for minutes in "$@"; do
     wav=$(make_input "$minutes" wav)
     mp3=$(make_input "$minutes" mp3)
     gain='[{"type":"gain","gain_db":-3}]'

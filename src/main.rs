@@ -9,11 +9,17 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // One line: the chain of causes joined, so scripts can grep it.
+            // One line: the chain of causes joined, so scripts can grep it. A cause whose text
+            // the message already carries (library errors include their reason) is left out.
             let mut message = error.to_string();
             for cause in error.chain().skip(1) {
                 let cause = cause.to_string();
-                if !message.to_lowercase().contains(&cause.to_lowercase()) {
+                let essence = cause
+                    .split(" (os error")
+                    .next()
+                    .unwrap_or(&cause)
+                    .to_lowercase();
+                if !message.to_lowercase().contains(&essence) {
                     message.push_str(": ");
                     message.push_str(&cause);
                 }

@@ -608,7 +608,6 @@ impl TruePeakLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsp::Chain;
 
     /// `amp · sin(2π·freq·n/fs + phase)`, computed in f64.
     fn sine(fs: u32, freq: f64, amp: f64, phase: f64, frames: usize) -> Vec<f32> {
@@ -657,34 +656,19 @@ mod tests {
             .fold(0.0, f64::max)
     }
 
-    /// Runs `params` through a [`Chain`] (latency compensated) in blocks of `block` frames.
+    /// This stage through a one-stage chain in blocks of `block` frames (see `test_util`).
     fn run_chain(
         params: &LimiterParams,
-        fs: u32,
-        input: &[Vec<f32>],
+        rate: u32,
+        channels: &[Vec<f32>],
         block: usize,
     ) -> Vec<Vec<f32>> {
-        let mut chain = Chain::new(vec![Box::new(Limiter::new(params.clone()))]);
-        let spec = StreamSpec::new(fs, input.len()).expect("spec");
-        chain.prepare(spec, block).expect("prepare");
-        let mut out = vec![Vec::new(); input.len()];
-        let frames = input[0].len();
-        let mut start = 0;
-        while start < frames {
-            let end = (start + block).min(frames);
-            let slices: Vec<&[f32]> = input.iter().map(|c| &c[start..end]).collect();
-            let b = chain.process(&Block::from_channels(&slices));
-            for (o, c) in out.iter_mut().zip(b.channels()) {
-                o.extend_from_slice(c);
-            }
-            start = end;
-        }
-        while let Some(b) = chain.flush() {
-            for (o, c) in out.iter_mut().zip(b.channels()) {
-                o.extend_from_slice(c);
-            }
-        }
-        out
+        crate::dsp::test_util::run_chain(
+            Box::new(Limiter::new(params.clone())),
+            rate,
+            channels,
+            block,
+        )
     }
 
     fn juce(threshold_db: f64) -> LimiterParams {

@@ -13,6 +13,8 @@ mod pan8d;
 mod reverb;
 mod silence;
 mod stage;
+#[cfg(test)]
+mod test_util;
 
 pub use chain::Chain;
 pub use gain::Gain;

@@ -436,7 +436,6 @@ impl Stage for Pan8d {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsp::Chain;
 
     /// xorshift64*: deterministic noise without a dev-dependency.
     fn noise(seed: u64, frames: usize) -> Vec<f32> {
@@ -467,34 +466,19 @@ mod tests {
         }
     }
 
-    /// Runs `channels` through a one-stage chain (latency compensated) in blocks of `block`.
+    /// This stage through a one-stage chain in blocks of `block` frames (see `test_util`).
     fn run_chain(
         params: &Pan8dParams,
         rate: u32,
         channels: &[Vec<f32>],
         block: usize,
     ) -> Vec<Vec<f32>> {
-        let mut chain = Chain::new(vec![Box::new(Pan8d::new(params.clone()))]);
-        let spec = StreamSpec::new(rate, channels.len()).unwrap();
-        let out_spec = chain.prepare(spec, block).unwrap();
-        let mut out = vec![Vec::new(); out_spec.channels];
-        let frames = channels[0].len();
-        let mut start = 0;
-        while start < frames {
-            let end = (start + block).min(frames);
-            let slices: Vec<&[f32]> = channels.iter().map(|c| &c[start..end]).collect();
-            let output = chain.process(&Block::from_channels(&slices));
-            for (o, ch) in out.iter_mut().zip(output.channels()) {
-                o.extend_from_slice(ch);
-            }
-            start = end;
-        }
-        while let Some(output) = chain.flush() {
-            for (o, ch) in out.iter_mut().zip(output.channels()) {
-                o.extend_from_slice(ch);
-            }
-        }
-        out
+        crate::dsp::test_util::run_chain(
+            Box::new(Pan8d::new(params.clone())),
+            rate,
+            channels,
+            block,
+        )
     }
 
     /// Runs the bare stage once over `channels`, starting at absolute frame `start_frame`.

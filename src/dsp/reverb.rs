@@ -475,7 +475,6 @@ impl Stage for Reverb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dsp::Chain;
 
     /// xorshift64*: deterministic noise without a dev-dependency.
     struct Noise(u64);
@@ -495,35 +494,19 @@ mod tests {
         }
     }
 
-    /// Runs `channels` through a one-stage chain in blocks of `block` frames (flushing the tail)
-    /// and returns the output channels.
+    /// This stage through a one-stage chain in blocks of `block` frames (see `test_util`).
     fn run_chain(
         params: &ReverbParams,
         rate: u32,
         channels: &[Vec<f32>],
         block: usize,
     ) -> Vec<Vec<f32>> {
-        let mut chain = Chain::new(vec![Box::new(Reverb::new(params.clone()))]);
-        let spec = StreamSpec::new(rate, channels.len()).unwrap();
-        let out_spec = chain.prepare(spec, block).unwrap();
-        let mut out = vec![Vec::new(); out_spec.channels];
-        let frames = channels[0].len();
-        let mut start = 0;
-        while start < frames {
-            let end = (start + block).min(frames);
-            let slices: Vec<&[f32]> = channels.iter().map(|c| &c[start..end]).collect();
-            let output = chain.process(&Block::from_channels(&slices));
-            for (o, ch) in out.iter_mut().zip(output.channels()) {
-                o.extend_from_slice(ch);
-            }
-            start = end;
-        }
-        while let Some(output) = chain.flush() {
-            for (o, ch) in out.iter_mut().zip(output.channels()) {
-                o.extend_from_slice(ch);
-            }
-        }
-        out
+        crate::dsp::test_util::run_chain(
+            Box::new(Reverb::new(params.clone())),
+            rate,
+            channels,
+            block,
+        )
     }
 
     /// Processes `channels` in one call of the bare stage.

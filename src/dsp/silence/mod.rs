@@ -48,7 +48,7 @@ pub enum SilenceAction {
 }
 
 /// `threshold_db`: dBFS or `"auto"`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Threshold {
     /// A fixed threshold in dBFS (−90 ..= −10).
@@ -66,13 +66,52 @@ pub enum AutoKeyword {
 }
 
 /// `keep_silence_ms`: milliseconds, or pydub's booleans.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum KeepSilence {
     /// `true` keeps all silence (pieces tile the input, split at silence midpoints); `false` = 0.
     All(bool),
     /// Milliseconds kept on each side of a piece (0 ..= 10000).
     Ms(f64),
+}
+
+/// What `threshold_db` and `keep_silence_ms` may hold in JSON, read before the checks below
+/// (serde's own message for an untagged enum, "data did not match any variant", names neither
+/// the field nor what it accepts).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawValue {
+    Number(f64),
+    Bool(bool),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "threshold_db must be a number of dBFS (-90 ..= -10) or \"auto\"";
+        match RawValue::deserialize(deserializer).map_err(|_| serde::de::Error::custom(EXPECTED))? {
+            RawValue::Number(db) => Ok(Threshold::Db(db)),
+            RawValue::Text(word) if word == "auto" => Ok(Threshold::Auto(AutoKeyword::Auto)),
+            RawValue::Text(word) => Err(serde::de::Error::custom(format!(
+                "{EXPECTED}, not {word:?}"
+            ))),
+            RawValue::Bool(b) => Err(serde::de::Error::custom(format!("{EXPECTED}, not {b}"))),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeepSilence {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str =
+            "keep_silence_ms must be a number of ms (0 ..= 10000), true (keep all) or false";
+        match RawValue::deserialize(deserializer).map_err(|_| serde::de::Error::custom(EXPECTED))? {
+            RawValue::Number(ms) => Ok(KeepSilence::Ms(ms)),
+            RawValue::Bool(all) => Ok(KeepSilence::All(all)),
+            RawValue::Text(word) => Err(serde::de::Error::custom(format!(
+                "{EXPECTED}, not {word:?}"
+            ))),
+        }
+    }
 }
 
 /// Parameters of the `silence` stage (job-spec vocabulary).
