@@ -11,7 +11,14 @@ echo "== cargo clippy" >&2
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test" >&2
 test_log=$(mktemp)
-trap 'rm -f "$test_log"' EXIT
+# The local S3 server (moto) for tests/s3_io.rs: private state dir so parallel runs do not share
+# (or stop) each other's server; stopped on any exit.
+export LONGWAVE_AWS_STATE
+LONGWAVE_AWS_STATE=$(mktemp -d)
+trap 'bash scripts/local-aws.sh stop || true; rm -rf "$test_log" "$LONGWAVE_AWS_STATE"' EXIT
+bash scripts/local-aws.sh start
+# shellcheck disable=SC1090
+. "$(bash scripts/local-aws.sh env)"
 cargo test --locked 2>&1 | tee "$test_log"
 echo "== cargo doc" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --document-private-items --locked --quiet

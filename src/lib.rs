@@ -23,5 +23,6 @@ pub mod audio;
 pub mod decode;
 pub mod dsp;
 pub mod encode;
+pub mod io;
 pub mod job;
 pub mod synth;

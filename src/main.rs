@@ -6,6 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    bound_allocator_retention();
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -29,3 +30,23 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Makes glibc's allocator give large buffers back to the system as soon as they are freed.
+///
+/// Why: S3 parts (8 MiB) and read chunks (4 MiB) are allocated and freed continuously. By
+/// default glibc raises its mmap threshold after the first large free, so later buffers come
+/// from per-thread arenas that keep freed memory: peak RSS then grows with the number of parts
+/// (measured: 58 MiB for a 30-minute S3 job, 70 MiB for 3 hours). A fixed 256 KiB threshold
+/// and at most two arenas keep the peak at the configured bound whatever the input's length.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn bound_allocator_retention() {
+    // SAFETY: mallopt only changes allocator tuning parameters; it is called once, at the
+    // start of main, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn bound_allocator_retention() {}

@@ -229,3 +229,33 @@ fn analyze_reports_errors_too() {
     assert!(!result.status.success());
     assert!(stderr.contains("empty.wav"), "{stderr}");
 }
+
+#[test]
+fn a_split_that_fails_midway_leaves_no_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("long.wav");
+    let status = longwave()
+        .args(["generate", "--seconds", "40"])
+        .arg(&full)
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let bytes = std::fs::read(&full).unwrap();
+    let input = write_file(dir.path(), "cut.wav", &bytes[..bytes.len() * 3 / 4]);
+    let pieces = dir.path().join("pieces");
+    let result = longwave()
+        .arg("process")
+        .arg(&input)
+        .args(["--preset", "oneshot", "-o"])
+        .arg(&pieces)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success());
+    assert!(stderr.contains("truncated"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&pieces)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "pieces left behind: {left:?}");
+}

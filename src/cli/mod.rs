@@ -10,9 +10,10 @@ use longwave::audio::StreamSpec;
 use longwave::decode::DecodeOptions;
 use longwave::dsp::{AutoKeyword, SilenceParams, Threshold};
 use longwave::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
-use longwave::job::{self, LocalJob, RunnerConfig, StageSpec};
+use longwave::io::{ObjectRef, S3Context, S3Settings};
+use longwave::job::{self, Job, RunnerConfig, StageSpec};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Streaming audio processing for long files, in constant memory.
 #[derive(Parser, Debug)]
@@ -28,6 +29,10 @@ enum Command {
     Process(ProcessArgs),
     /// Report container, codec, duration, sample rate, channels, peak and RMS of a file.
     Analyze(AnalyzeArgs),
+    /// Run one job described by environment variables (an ECS task): S3_BUCKET, S3_KEY,
+    /// PROCESSING_PARAMS (legacy one-shot parameters or a job spec), optional OUTPUT_BUCKET and
+    /// OUTPUT_PREFIX.
+    Task(TaskArgs),
     /// Synthesise a speech-like test recording (pauses, noise floor) of any length.
     Generate(GenerateArgs),
     /// Run the main job end to end on a generated example; no input or AWS account needed.
@@ -36,12 +41,13 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ProcessArgs {
-    /// Input audio file (MP3, M4A/AAC, FLAC, WAV, Ogg Vorbis, or a video's first audio track).
-    input: PathBuf,
-    /// Output file, or folder when the job makes several outputs.
-    /// Default: `<input stem>.longwave.<ext>` next to the input.
+    /// Input audio: a file or `s3://bucket/key` (MP3, M4A/AAC, FLAC, WAV, Ogg Vorbis, or a
+    /// video's first audio track).
+    input: String,
+    /// Output file or `s3://bucket/key`; a folder or `s3://bucket/prefix/` when the job makes
+    /// several outputs. Default: `<input stem>.longwave.<ext>` next to the input.
     #[arg(short, long)]
-    output: Option<PathBuf>,
+    output: Option<String>,
     /// A named job (`transcode`).
     #[arg(long, conflicts_with = "chain")]
     preset: Option<String>,
@@ -63,9 +69,15 @@ struct ProcessArgs {
     /// FLAC bits per sample (16 or 24).
     #[arg(long, value_name = "BITS")]
     flac_bits: Option<u8>,
-    /// Where to write the JSON manifest (default: next to the output).
+    /// Where to write the JSON manifest, a file or `s3://…` (default: next to the output).
     #[arg(long)]
-    manifest: Option<PathBuf>,
+    manifest: Option<String>,
+    /// S3 multipart part size in MiB (5…5120); the first part is held in memory until the end.
+    #[arg(long, value_name = "MIB")]
+    part_size_mib: Option<usize>,
+    /// S3 parts uploaded concurrently (backpressure beyond).
+    #[arg(long, value_name = "N")]
+    parts_in_flight: Option<usize>,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -89,6 +101,13 @@ enum WavFormatArg {
     Pcm16,
     Pcm24,
     Float32,
+}
+
+#[derive(Args, Debug)]
+struct TaskArgs {
+    /// No summary lines.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +161,7 @@ pub fn run() -> Result<()> {
     match cli.command {
         Command::Process(args) => process(args),
         Command::Analyze(args) => analyze(args),
+        Command::Task(args) => task(args),
         Command::Generate(args) => generate(args),
         Command::Demo(args) => demo::run(&args.dir, args.seconds),
     }
@@ -164,13 +184,29 @@ fn process(args: ProcessArgs) -> Result<()> {
         (None, None) => (None, Vec::new(), None),
     };
     let format = output_format(&args)?.or(preset_format);
-    let job = LocalJob {
-        input: args.input.clone(),
-        output: args.output.clone(),
+    let parse = |s: &String| ObjectRef::parse(s);
+    let job = Job {
+        input: parse(&args.input)?,
+        output: args.output.as_ref().map(parse).transpose()?,
         preset: preset_name,
         chain,
         format,
-        manifest: args.manifest.clone(),
+        manifest: args.manifest.as_ref().map(parse).transpose()?,
+    };
+    let needs_s3 = job.input.is_s3()
+        || job.output.as_ref().is_some_and(ObjectRef::is_s3)
+        || job.manifest.as_ref().is_some_and(ObjectRef::is_s3);
+    let s3 = if needs_s3 {
+        let mut settings = S3Settings::default();
+        if let Some(mib) = args.part_size_mib {
+            settings.part_size = mib.saturating_mul(1024 * 1024);
+        }
+        if let Some(parts) = args.parts_in_flight {
+            settings.parts_in_flight = parts;
+        }
+        Some(S3Context::from_env(settings)?)
+    } else {
+        None
     };
     let config = RunnerConfig {
         block_frames: args.block_frames as usize,
@@ -181,8 +217,8 @@ fn process(args: ProcessArgs) -> Result<()> {
     };
     let pool = thread_pool()?;
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
-    let progress = progress::Bar::new(show_progress, &args.input);
-    let manifest = job::run_local(&job, &config, &pool, &progress)?;
+    let progress = progress::Bar::new(show_progress, job.input.file_name().unwrap_or(""));
+    let manifest = job::run(&job, s3.as_ref(), &config, &pool, &progress)?;
     if !args.quiet {
         for output in &manifest.outputs {
             eprintln!(
@@ -194,6 +230,41 @@ fn process(args: ProcessArgs) -> Result<()> {
             "{:.1} s of audio in {:.2} s ({:.0}x realtime)",
             manifest.input.duration_s, manifest.wall_time_s, manifest.realtime_factor
         );
+    }
+    Ok(())
+}
+
+/// Task mode: everything is validated from the environment before any byte is read.
+fn task(args: TaskArgs) -> Result<()> {
+    let plan = job::plan_from_env(|name| std::env::var(name).ok())?;
+    let s3 = S3Context::from_env(S3Settings::default())?;
+    let pool = thread_pool()?;
+    let config = RunnerConfig::default();
+    if let Some(copy) = &plan.preserve_original {
+        longwave::io::copy_object(Some(&s3), &plan.input, copy)?;
+        if !args.quiet {
+            eprintln!("copied {} to {copy}", plan.input);
+        }
+    }
+    for task_job in &plan.jobs {
+        let job = Job {
+            input: plan.input.clone(),
+            output: Some(task_job.output.clone()),
+            preset: task_job.preset.clone(),
+            chain: task_job.chain.clone(),
+            format: task_job.format,
+            manifest: None,
+        };
+        let manifest = job::run(&job, Some(&s3), &config, &pool, &job::NoProgress)?;
+        if !args.quiet {
+            eprintln!(
+                "{}: {} output(s) under {} ({:.0}x realtime)",
+                plan.input,
+                manifest.outputs.len(),
+                task_job.output,
+                manifest.realtime_factor
+            );
+        }
     }
     Ok(())
 }
@@ -222,9 +293,9 @@ fn output_format(args: &ProcessArgs) -> Result<Option<OutputFormat>> {
     let from_extension = args
         .output
         .as_deref()
-        .and_then(Path::extension)
-        .and_then(|e| e.to_str())
-        .and_then(|e| match e.to_ascii_lowercase().as_str() {
+        .and_then(|o| ObjectRef::parse(o).ok())
+        .and_then(|o| o.extension().map(str::to_ascii_lowercase))
+        .and_then(|e| match e.as_str() {
             "wav" => Some(FormatArg::Wav),
             "flac" => Some(FormatArg::Flac),
             "mp3" => Some(FormatArg::Mp3),

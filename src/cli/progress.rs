@@ -2,23 +2,18 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use longwave::job::Progress;
-use std::path::Path;
 
-/// A progress bar over input frames; hidden when disabled.
+/// A progress bar over input frames, labelled with the input's name; hidden when disabled.
 pub struct Bar {
     bar: Option<ProgressBar>,
 }
 
 impl Bar {
-    /// A bar labelled with the input's file name, or a silent one when `enabled` is false.
-    pub fn new(enabled: bool, input: &Path) -> Self {
+    /// A bar labelled `label`, or a silent one when `enabled` is false.
+    pub fn new(enabled: bool, label: &str) -> Self {
         let bar = enabled.then(|| {
             let bar = ProgressBar::hidden();
-            let label = input
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            bar.set_message(label);
+            bar.set_message(label.to_string());
             bar
         });
         Self { bar }

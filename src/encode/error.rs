@@ -37,6 +37,18 @@ pub enum SinkError {
         /// Bytes written so far.
         written: u64,
     },
+    /// A remote store (S3) failed; the message names the object and the reason.
+    #[error("cannot {op} {target}: {reason}")]
+    Remote {
+        /// What was being done ("upload", "commit", …).
+        op: &'static str,
+        /// The object concerned (`s3://bucket/key`).
+        target: String,
+        /// What went wrong, with the service's error code when there is one.
+        reason: String,
+        /// Whether trying the job again later may succeed (network trouble, throttling, 5xx).
+        retryable: bool,
+    },
     /// The sink was used after a failure left it in an unknown state.
     #[error("the output was abandoned after an earlier error")]
     Poisoned,
@@ -99,6 +111,7 @@ impl EncodeError {
             EncodeError::Sink(SinkError::Io { .. }) => "sink_io",
             EncodeError::Sink(SinkError::PatchOutOfWindow { .. }) => "sink_patch",
             EncodeError::Sink(SinkError::Poisoned) => "sink_poisoned",
+            EncodeError::Sink(SinkError::Remote { .. }) => "sink_remote",
         }
     }
 

@@ -28,7 +28,11 @@ const MPEG_RATES: [u32; 9] = [
 /// resamples to (see the module docs).
 pub fn output_sample_rate(input: u32) -> u32 {
     if input > 48_000 {
-        return if input % 11_025 == 0 { 44_100 } else { 48_000 };
+        return if input.is_multiple_of(11_025) {
+            44_100
+        } else {
+            48_000
+        };
     }
     MPEG_RATES
         .iter()

@@ -4,7 +4,7 @@ use super::SpecError;
 use crate::decode::DecodeError;
 use crate::dsp::StageError;
 use crate::encode::{EncodeError, SinkError};
-use std::path::PathBuf;
+use crate::io::IoError;
 
 /// Why a job failed. Every message names the file or field at fault and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -24,27 +24,30 @@ pub enum JobError {
     /// An output file could not be created or written.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// An input or output object could not be read or written (S3 or local).
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The output location is unusable (e.g. it would overwrite the input).
-    #[error("output {}: {reason}", path.display())]
+    #[error("output {path}: {reason}")]
     Output {
-        /// The output path.
-        path: PathBuf,
+        /// The output path or object.
+        path: String,
         /// Why it cannot be used.
         reason: String,
     },
     /// The manifest could not be written.
-    #[error("cannot write manifest {}: {reason}", path.display())]
+    #[error("cannot write manifest {path}: {reason}")]
     Manifest {
-        /// The manifest path.
-        path: PathBuf,
+        /// The manifest path or object.
+        path: String,
         /// Why.
         reason: String,
     },
     /// A pipeline thread panicked; the job is failed, the process carries on.
-    #[error("internal error while processing {}: {what}", input.display())]
+    #[error("internal error while processing {input}: {what}")]
     Panic {
         /// The job's input.
-        input: PathBuf,
+        input: String,
         /// Which part panicked, and its message.
         what: String,
     },
@@ -58,6 +61,7 @@ impl JobError {
             JobError::Decode(e) => e.kind(),
             JobError::Stage(_) => "unsupported_stream",
             JobError::Encode(e) => e.kind(),
+            JobError::Io(e) => e.kind(),
             JobError::Output { .. } | JobError::Sink(_) => "output",
             JobError::Manifest { .. } => "manifest",
             JobError::Panic { .. } => "panic",
@@ -69,6 +73,7 @@ impl JobError {
     pub fn retryable(&self) -> bool {
         match self {
             JobError::Decode(e) => e.retryable(),
+            JobError::Io(e) => e.retryable(),
             _ => false,
         }
     }

@@ -11,12 +11,14 @@ mod manifest;
 mod outputs;
 mod runner;
 mod spec;
+mod task;
 
 pub use analyze::{analyze_file, analyze_silence, Analysis};
 pub use error::JobError;
 pub use manifest::{InputSummary, Manifest, OutputEntry, StageReport};
 pub use runner::{
-    format_for, manifest_path_for, run_local, LocalJob, NoProgress, OutputTarget, Progress,
-    RunnerConfig,
+    format_for, manifest_path_for, run, run_local, Job, LocalJob, NoProgress, OutputTarget,
+    Progress, RunnerConfig,
 };
 pub use spec::{parse_chain, preset, BuildContext, Preset, SpecError, StageSpec};
+pub use task::{default_output_prefix, plan_from_env, TaskError, TaskJob, TaskPlan};

@@ -1,38 +1,48 @@
-//! Where processed audio goes: one output file, or one file per piece of a split, routed by the
-//! chain's [`StageEvent`]s. Files appear under their final names only when the whole job
-//! succeeded.
+//! Where processed audio goes: one output (file or S3 object), or one per piece of a split,
+//! routed by the chain's [`StageEvent`]s.
+//!
+//! Nothing partial is ever visible: a file is renamed into place when its encoder finishes, an
+//! S3 object appears when its multipart upload completes. Local pieces wait under pending names
+//! until the whole job succeeded; S3 pieces are deleted again if the job fails after some of
+//! them completed.
 
 use super::manifest::OutputEntry;
 use super::JobError;
 use crate::audio::{Block, StreamSpec};
 use crate::dsp::StageEvent;
 use crate::encode::{create_encoder, EncodedOutput, Encoder, FileSink, OutputFormat};
+use crate::io::{self, ObjectRef, S3Context};
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The destination of a job's processed stream.
-pub enum Outputs {
-    /// Everything goes to one file (committed by renaming when the encoder finishes).
+pub enum Outputs<'a> {
+    /// Everything goes to one output (committed when the encoder finishes).
     Single {
-        /// The output's final path.
-        path: PathBuf,
+        /// The output's final location.
+        path: ObjectRef,
         /// Its encoder (owns the file sink).
         encoder: Box<dyn Encoder>,
         /// Format written.
         format: OutputFormat,
     },
-    /// Each piece goes to `piece_NNNN.<ext>` in a folder.
-    Pieces(PieceWriter),
+    /// Each piece goes to `piece_NNNN.<ext>` in a folder or under an S3 prefix.
+    Pieces(PieceWriter<'a>),
 }
 
-impl Outputs {
-    /// One output file at `path`.
+impl<'a> Outputs<'a> {
+    /// One output at `path` (a file, or an S3 object through `s3`).
     ///
     /// # Errors
-    /// The file cannot be created, or the format cannot carry `spec`.
-    pub fn single(path: PathBuf, format: OutputFormat, spec: StreamSpec) -> Result<Self, JobError> {
-        let sink = FileSink::create(&path)?;
-        let encoder = create_encoder(format, spec, Box::new(sink))?;
+    /// The output cannot be created, or the format cannot carry `spec`.
+    pub fn single(
+        path: ObjectRef,
+        s3: Option<&'a S3Context>,
+        format: OutputFormat,
+        spec: StreamSpec,
+    ) -> Result<Self, JobError> {
+        let sink = io::create_sink(s3, &path)?;
+        let encoder = create_encoder(format, spec, sink)?;
         Ok(Outputs::Single {
             path,
             encoder,
@@ -40,22 +50,27 @@ impl Outputs {
         })
     }
 
-    /// Pieces in `dir` (created if missing), encoded as `format`.
+    /// Pieces in `dir` (a local folder, created if missing, or an S3 prefix), encoded as
+    /// `format`.
     ///
     /// # Errors
     /// The folder cannot be created.
     pub fn pieces(
-        dir: PathBuf,
+        dir: ObjectRef,
+        s3: Option<&'a S3Context>,
         format: OutputFormat,
         spec: StreamSpec,
         source_rate: u32,
     ) -> Result<Self, JobError> {
-        std::fs::create_dir_all(&dir).map_err(|e| JobError::Output {
-            path: dir.clone(),
-            reason: format!("cannot create the output folder: {e}"),
-        })?;
+        if let ObjectRef::File(path) = &dir {
+            std::fs::create_dir_all(path).map_err(|e| JobError::Output {
+                path: path.display().to_string(),
+                reason: format!("cannot create the output folder: {e}"),
+            })?;
+        }
         Ok(Outputs::Pieces(PieceWriter {
             dir,
+            s3,
             format,
             spec,
             source_rate,
@@ -89,7 +104,7 @@ impl Outputs {
     ///
     /// # Errors
     /// Finishing an encoder failed.
-    pub fn finish(self) -> Result<(Vec<OutputEntry>, Published), JobError> {
+    pub fn finish(self) -> Result<(Vec<OutputEntry>, Published<'a>), JobError> {
         match self {
             Outputs::Single {
                 path,
@@ -99,7 +114,7 @@ impl Outputs {
                 let encoded = encoder.finish()?;
                 Ok((
                     vec![entry(&path, format, &encoded, None)],
-                    Published::default(),
+                    Published::empty(),
                 ))
             }
             Outputs::Pieces(mut pieces) => {
@@ -112,12 +127,17 @@ impl Outputs {
                 let mut entries = Vec::with_capacity(pieces.finished.len());
                 let mut published = Published {
                     moves: Vec::new(),
+                    uploaded: Vec::new(),
+                    s3: pieces.s3,
                     dir: Some(pieces.dir.clone()),
                     extension: pieces.format.extension(),
                 };
                 for piece in pieces.finished.drain(..) {
                     entries.push(piece.entry);
-                    published.moves.push((piece.pending, piece.path));
+                    match piece.pending {
+                        Some(pending) => published.moves.push((pending, piece.path)),
+                        None => published.uploaded.push(piece.path),
+                    }
                 }
                 Ok((entries, published))
             }
@@ -128,8 +148,9 @@ impl Outputs {
 /// One piece being written.
 struct OpenPiece {
     index: usize,
-    path: PathBuf,
-    pending: PathBuf,
+    path: ObjectRef,
+    /// Local pieces are written under a pending name and renamed when the job succeeds.
+    pending: Option<PathBuf>,
     encoder: Box<dyn Encoder>,
     /// Output frame where it started.
     start: u64,
@@ -137,16 +158,17 @@ struct OpenPiece {
     source_start: u64,
 }
 
-/// A piece written completely under its pending name.
+/// A piece written completely (under its pending name when local).
 struct FinishedPiece {
-    path: PathBuf,
-    pending: PathBuf,
+    path: ObjectRef,
+    pending: Option<PathBuf>,
     entry: OutputEntry,
 }
 
 /// Writes the pieces of a split, one encoder at a time.
-pub struct PieceWriter {
-    dir: PathBuf,
+pub struct PieceWriter<'a> {
+    dir: ObjectRef,
+    s3: Option<&'a S3Context>,
     format: OutputFormat,
     spec: StreamSpec,
     source_rate: u32,
@@ -157,7 +179,7 @@ pub struct PieceWriter {
     finished: Vec<FinishedPiece>,
 }
 
-impl PieceWriter {
+impl PieceWriter<'_> {
     fn write(&mut self, block: &Block) -> Result<(), JobError> {
         let end = self.position + block.frames() as u64;
         let mut offset = 0usize;
@@ -210,11 +232,14 @@ impl PieceWriter {
         let index = self.finished.len() + 1;
         let name = format!("piece_{index:04}.{}", self.format.extension());
         let path = self.dir.join(&name);
-        let pending = self
-            .dir
-            .join(format!(".{name}.longwave-pending-{}", std::process::id()));
-        let sink = FileSink::create(&pending)?;
-        let encoder = create_encoder(self.format, self.spec, Box::new(sink))?;
+        let (sink, pending): (Box<dyn crate::encode::ByteSink>, _) = match &self.dir {
+            ObjectRef::File(dir) => {
+                let pending = dir.join(format!(".{name}.longwave-pending-{}", std::process::id()));
+                (Box::new(FileSink::create(&pending)?), Some(pending))
+            }
+            ObjectRef::S3 { .. } => (io::create_sink(self.s3, &path)?, None),
+        };
+        let encoder = create_encoder(self.format, self.spec, sink)?;
         self.current = Some(OpenPiece {
             index,
             path,
@@ -244,6 +269,28 @@ impl PieceWriter {
             entry,
         });
         Ok(())
+    }
+}
+
+impl Drop for PieceWriter<'_> {
+    /// A writer dropped before [`Outputs::finish`] handed its pieces on means the job failed:
+    /// remove the pieces already written (pending files, or completed S3 objects).
+    fn drop(&mut self) {
+        let finished = std::mem::take(&mut self.finished);
+        let mut published = Published {
+            moves: Vec::new(),
+            uploaded: Vec::new(),
+            s3: self.s3,
+            dir: None,
+            extension: "",
+        };
+        for piece in finished {
+            match piece.pending {
+                Some(pending) => published.moves.push((pending, piece.path)),
+                None => published.uploaded.push(piece.path),
+            }
+        }
+        drop(published); // Published's Drop deletes everything it holds
     }
 }
 
@@ -284,13 +331,13 @@ fn write_range(
 }
 
 fn entry(
-    path: &Path,
+    path: &ObjectRef,
     format: OutputFormat,
     encoded: &EncodedOutput,
     source_ms: Option<(u64, u64)>,
 ) -> OutputEntry {
     OutputEntry {
-        path: path.display().to_string(),
+        path: path.to_string(),
         format: format.name().to_string(),
         settings: format,
         duration_s: encoded.frames as f64 / f64::from(encoded.sample_rate.max(1)),
@@ -303,16 +350,29 @@ fn entry(
     }
 }
 
-/// Piece files written under pending names, to be renamed to their final names once the job has
-/// succeeded. Dropping it unpublished deletes them, so a failed job leaves no pieces behind.
-#[derive(Default)]
-pub struct Published {
-    moves: Vec<(PathBuf, PathBuf)>,
-    dir: Option<PathBuf>,
+/// Pieces written but not yet published: local ones under pending names, to be renamed to their
+/// final names once the job has succeeded; S3 ones already complete under their final keys.
+/// Dropping it unpublished deletes them all, so a failed job leaves no pieces behind.
+pub struct Published<'a> {
+    moves: Vec<(PathBuf, ObjectRef)>,
+    uploaded: Vec<ObjectRef>,
+    s3: Option<&'a S3Context>,
+    dir: Option<ObjectRef>,
     extension: &'static str,
 }
 
-impl Published {
+impl Published<'_> {
+    /// Nothing to publish (a single output commits itself).
+    fn empty() -> Self {
+        Self {
+            moves: Vec::new(),
+            uploaded: Vec::new(),
+            s3: None,
+            dir: None,
+            extension: "",
+        }
+    }
+
     /// Renames every pending piece to its final name and removes stale `piece_NNNN.<ext>` files
     /// a previous, longer run left in the folder.
     ///
@@ -320,34 +380,51 @@ impl Published {
     /// A rename failed (the remaining pending files are removed).
     pub fn publish(mut self) -> Result<(), JobError> {
         let moves = std::mem::take(&mut self.moves);
-        for (i, (pending, path)) in moves.iter().enumerate() {
+        self.uploaded.clear();
+        for (i, (pending, target)) in moves.iter().enumerate() {
+            let ObjectRef::File(path) = target else {
+                continue;
+            };
             if let Err(e) = std::fs::rename(pending, path) {
                 for (rest, _) in &moves[i..] {
                     let _ = std::fs::remove_file(rest);
                 }
                 return Err(JobError::Output {
-                    path: path.clone(),
+                    path: path.display().to_string(),
                     reason: format!("cannot move the finished piece into place: {e}"),
                 });
             }
         }
-        if let Some(dir) = &self.dir {
+        if let Some(ObjectRef::File(dir)) = &self.dir {
             remove_stale_pieces(dir, self.extension, moves.len());
         }
         Ok(())
     }
 }
 
-impl Drop for Published {
+impl Drop for Published<'_> {
     fn drop(&mut self) {
         for (pending, _) in &self.moves {
             let _ = std::fs::remove_file(pending);
+        }
+        if let (Some(s3), false) = (self.s3, self.uploaded.is_empty()) {
+            // Best effort: the job has failed already; a piece we cannot delete is logged by
+            // the caller's error, and the manifest (written last) never lists it.
+            let mut by_bucket: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+            for object in &self.uploaded {
+                if let ObjectRef::S3 { bucket, key } = object {
+                    by_bucket.entry(bucket).or_default().push(key.clone());
+                }
+            }
+            for (bucket, keys) in by_bucket {
+                let _ = s3.delete_keys(bucket, &keys);
+            }
         }
     }
 }
 
 /// Removes `piece_NNNN.<ext>` files numbered above `count` (left by an earlier run).
-fn remove_stale_pieces(dir: &Path, extension: &str, count: usize) {
+fn remove_stale_pieces(dir: &std::path::Path, extension: &str, count: usize) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };

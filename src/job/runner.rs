@@ -12,9 +12,10 @@ use super::{JobError, StageSpec};
 use crate::audio::{Block, BlockPool, StreamSpec};
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
-use crate::encode::{FileSink, Mp3Rate, OutputFormat, WavSampleFormat};
+use crate::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
+use crate::io::{self, ObjectRef, S3Context};
 use crossbeam_channel::bounded;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Tuning of the pipeline; none of it changes the output.
@@ -51,10 +52,11 @@ impl RunnerConfig {
 /// Where a job's result goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputTarget {
-    /// One output file.
-    File(PathBuf),
-    /// A folder receiving several outputs (`piece_0001.<ext>` …) and `manifest.json`.
-    Folder(PathBuf),
+    /// One output file or object.
+    File(ObjectRef),
+    /// A folder or S3 prefix receiving several outputs (`piece_0001.<ext>` …) and
+    /// `manifest.json`.
+    Folder(ObjectRef),
 }
 
 /// A job on local files, as the CLI builds it.
@@ -72,6 +74,37 @@ pub struct LocalJob {
     pub format: Option<OutputFormat>,
     /// Where to write the manifest; `None` = next to the output.
     pub manifest: Option<PathBuf>,
+}
+
+/// A job on files or S3 objects (`s3://bucket/key`); [`LocalJob`] is the same with paths.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The input object.
+    pub input: ObjectRef,
+    /// The output object, or folder/prefix for several outputs; `None` = next to the input,
+    /// named `<stem>.longwave.<ext>` (or `<stem>_pieces/` for a split).
+    pub output: Option<ObjectRef>,
+    /// The preset's name, if the chain came from one (recorded in the manifest).
+    pub preset: Option<String>,
+    /// The validated chain.
+    pub chain: Vec<StageSpec>,
+    /// The output format; `None` = from the output's extension, else the input's format family.
+    pub format: Option<OutputFormat>,
+    /// Where to write the manifest; `None` = next to the output(s).
+    pub manifest: Option<ObjectRef>,
+}
+
+impl From<&LocalJob> for Job {
+    fn from(job: &LocalJob) -> Self {
+        Job {
+            input: ObjectRef::File(job.input.clone()),
+            output: job.output.clone().map(ObjectRef::File),
+            preset: job.preset.clone(),
+            chain: job.chain.clone(),
+            format: job.format,
+            manifest: job.manifest.clone().map(ObjectRef::File),
+        }
+    }
 }
 
 /// Receives progress reports; implemented by the CLI's progress bar.
@@ -93,8 +126,22 @@ impl Progress for NoProgress {
     fn finish(&self) {}
 }
 
+/// Runs a job on local files: [`run`] without S3.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_local(
+    job: &LocalJob,
+    config: &RunnerConfig,
+    pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
+) -> Result<Manifest, JobError> {
+    run(&Job::from(job), None, config, pool, progress)
+}
+
 /// Runs `job` to completion: every output is committed and the manifest written, or an error is
-/// returned and nothing appears under the final names.
+/// returned and nothing appears under the final names. `s3` is needed when an input or output
+/// is an S3 object.
 ///
 /// Stages that need statistics of the whole input (loudness normalisation, an automatic silence
 /// threshold) get an analysis pass first: the input is decoded once more per such stage, still
@@ -103,14 +150,15 @@ impl Progress for NoProgress {
 /// # Errors
 /// Any [`JobError`]: unreadable or corrupt input, a stage that cannot handle the stream, an
 /// unwritable output, a failed manifest write.
-pub fn run_local(
-    job: &LocalJob,
+pub fn run(
+    job: &Job,
+    s3: Option<&S3Context>,
     config: &RunnerConfig,
     pool: &rayon::ThreadPool,
     progress: &dyn Progress,
 ) -> Result<Manifest, JobError> {
     let started = Instant::now();
-    let decoder = AudioDecoder::open_file(&job.input, config.decode)?;
+    let decoder = open_decoder(&job.input, s3, config.decode)?;
     let info = decoder.info().clone();
 
     let build = BuildContext {
@@ -120,21 +168,21 @@ pub fn run_local(
     let out_spec = chain.prepare(info.spec, config.block_frames)?;
     let format = match job.format {
         Some(format) => format,
-        None => format_for(job.output.as_deref(), &info),
+        None => format_for(job.output.as_ref().and_then(ObjectRef::extension), &info),
     };
     let splits = job.chain.iter().any(StageSpec::splits);
     let (outputs, target) = if splits {
         let dir = resolve_output_dir(job);
-        let outputs = Outputs::pieces(dir.clone(), format, out_spec, info.spec.sample_rate)?;
+        let outputs = Outputs::pieces(dir.clone(), s3, format, out_spec, info.spec.sample_rate)?;
         (outputs, OutputTarget::Folder(dir))
     } else {
         let path = resolve_output_path(job, format)?;
-        let outputs = Outputs::single(path.clone(), format, out_spec)?;
+        let outputs = Outputs::single(path.clone(), s3, format, out_spec)?;
         (outputs, OutputTarget::File(path))
     };
 
     progress.start(info.frames);
-    let result = analyse(&mut chain, job, config, pool).and_then(|()| {
+    let result = analyse(&mut chain, job, s3, config, pool).and_then(|()| {
         stream(
             decoder, &mut chain, outputs, config, pool, progress, &job.input,
         )
@@ -147,7 +195,7 @@ pub fn run_local(
     let manifest = Manifest {
         longwave_version: env!("CARGO_PKG_VERSION"),
         input: InputSummary {
-            path: job.input.display().to_string(),
+            path: job.input.to_string(),
             container: info.container.clone(),
             codec: info.codec.clone(),
             duration_s,
@@ -184,20 +232,42 @@ pub fn run_local(
         .manifest
         .clone()
         .unwrap_or_else(|| manifest_path_for(&target));
-    write_manifest(&manifest_path, &manifest)?;
+    write_manifest(&manifest_path, s3, &manifest)?;
     Ok(manifest)
+}
+
+/// Opens the decoder for `input`: local files directly (their errors say "file not found",
+/// "file is empty"), S3 objects through a ranged, seekable reader.
+fn open_decoder(
+    input: &ObjectRef,
+    s3: Option<&S3Context>,
+    options: DecodeOptions,
+) -> Result<AudioDecoder, JobError> {
+    match input {
+        ObjectRef::File(path) => Ok(AudioDecoder::open_file(path, options)?),
+        ObjectRef::S3 { .. } => {
+            let source = io::open_source(s3, input)?;
+            Ok(AudioDecoder::open_source(
+                source,
+                &input.to_string(),
+                input.extension(),
+                options,
+            )?)
+        }
+    }
 }
 
 /// Runs one analysis pass per stage that wants one, in chain order, each on a fresh decode of
 /// the input (the stages before it already configured by their own passes).
 fn analyse(
     chain: &mut Chain,
-    job: &LocalJob,
+    job: &Job,
+    s3: Option<&S3Context>,
     config: &RunnerConfig,
     pool: &rayon::ThreadPool,
 ) -> Result<(), JobError> {
     for index in chain.analysis_stages() {
-        let mut decoder = AudioDecoder::open_file(&job.input, config.decode)?;
+        let mut decoder = open_decoder(&job.input, s3, config.decode)?;
         let mut block = Block::new(decoder.info().spec.channels, config.block_frames.max(1));
         while decoder.fill(&mut block)? > 0 {
             pool.install(|| chain.observe(index, &block));
@@ -216,19 +286,19 @@ enum Processed {
 }
 
 /// Outcome of streaming: frames decoded, packets skipped, manifest entries, pieces to publish.
-type Streamed = (u64, u64, Vec<OutputEntry>, Published);
+type Streamed<'a> = (u64, u64, Vec<OutputEntry>, Published<'a>);
 
 /// Decodes, processes and encodes on three threads. The outputs are finished (committed) only
 /// when every thread succeeded; on any failure they are dropped, which aborts them.
-fn stream(
+fn stream<'a>(
     mut decoder: AudioDecoder,
     chain: &mut Chain,
-    mut outputs: Outputs,
+    mut outputs: Outputs<'a>,
     config: &RunnerConfig,
     pool: &rayon::ThreadPool,
     progress: &dyn Progress,
-    input: &Path,
-) -> Result<Streamed, JobError> {
+    input: &ObjectRef,
+) -> Result<Streamed<'a>, JobError> {
     let block_frames = config.block_frames.max(1);
     let queue = config.queue_blocks.max(1);
     let in_channels = decoder.info().spec.channels;
@@ -313,7 +383,7 @@ fn stream(
             (Ok(d), Ok(p)) => (d, p),
             (Err(e), _) | (_, Err(e)) => {
                 return Err(JobError::Panic {
-                    input: input.to_path_buf(),
+                    input: input.to_string(),
                     what: format!("cannot start pipeline thread: {e}"),
                 })
             }
@@ -335,11 +405,11 @@ fn stream(
         drop(processed_rx); // unblocks the DSP thread if the output side failed
 
         let decoded = decode_thread.join().map_err(|panic| JobError::Panic {
-            input: input.to_path_buf(),
+            input: input.to_string(),
             what: format!("decoder thread: {}", panic_message(&panic)),
         })?;
         dsp_thread.join().map_err(|panic| JobError::Panic {
-            input: input.to_path_buf(),
+            input: input.to_string(),
             what: format!("dsp thread: {}", panic_message(&panic)),
         })?;
         let (frames, skipped) = decoded?;
@@ -359,13 +429,10 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// The output format a job gets when none was asked for: the output file's extension if it names
+/// The output format a job gets when none was asked for: the output's extension if it names
 /// one, otherwise the input's format family (MP3 → MP3, FLAC → FLAC, WAV → WAV, others → FLAC).
-pub fn format_for(output: Option<&Path>, input: &SourceInfo) -> OutputFormat {
-    let from_ext = output
-        .and_then(|p| p.extension())
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+pub fn format_for(output_extension: Option<&str>, input: &SourceInfo) -> OutputFormat {
+    let from_ext = output_extension.map(str::to_ascii_lowercase);
     let family = match from_ext.as_deref() {
         Some(ext @ ("wav" | "flac" | "mp3")) => ext.to_string(),
         _ => match (input.container.as_str(), input.codec.as_str()) {
@@ -394,78 +461,109 @@ pub fn format_for(output: Option<&Path>, input: &SourceInfo) -> OutputFormat {
     }
 }
 
-/// Where the single output of `job` goes: the given file, `<dir>/<stem>.<ext>` for an existing
-/// folder, or `<stem>.longwave.<ext>` next to the input.
-fn resolve_output_path(job: &LocalJob, format: OutputFormat) -> Result<PathBuf, JobError> {
-    let stem = job
-        .input
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "output".to_string());
-    let path = match &job.output {
-        Some(path) if path.is_dir() => path.join(format!("{stem}.{}", format.extension())),
-        Some(path) => path.clone(),
-        None => job
-            .input
-            .with_file_name(format!("{stem}.longwave.{}", format.extension())),
+/// The input's name without its extension (`rec` for `s3://b/u1/rec.m4a`).
+fn input_stem(input: &ObjectRef) -> String {
+    let name = input.file_name().unwrap_or("output");
+    match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem.to_string(),
+        _ => name.to_string(),
+    }
+}
+
+/// A sibling of `object` named `name` (same folder or S3 prefix).
+fn sibling(object: &ObjectRef, name: &str) -> ObjectRef {
+    match object {
+        ObjectRef::File(path) => ObjectRef::File(path.with_file_name(name)),
+        ObjectRef::S3 { bucket, key } => {
+            let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let key = if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            };
+            ObjectRef::S3 {
+                bucket: bucket.clone(),
+                key,
+            }
+        }
+    }
+}
+
+/// Where the single output of `job` goes: the given file or object, `<dir>/<stem>.<ext>` for a
+/// folder or prefix, or `<stem>.longwave.<ext>` next to the input.
+fn resolve_output_path(job: &Job, format: OutputFormat) -> Result<ObjectRef, JobError> {
+    let stem = input_stem(&job.input);
+    let target = match &job.output {
+        Some(out) if out.is_prefix() => out.join(&format!("{stem}.{}", format.extension())),
+        Some(out) => out.clone(),
+        None => sibling(
+            &job.input,
+            &format!("{stem}.longwave.{}", format.extension()),
+        ),
     };
-    let same = match (path.canonicalize(), job.input.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
+    let same = match (&target, &job.input) {
+        (ObjectRef::File(a), ObjectRef::File(b)) => match (a.canonicalize(), b.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        },
+        (a, b) => a == b,
     };
     if same {
         return Err(JobError::Output {
-            path,
+            path: target.to_string(),
             reason: "the output would overwrite the input; choose another name with -o".into(),
         });
     }
-    Ok(path)
+    Ok(target)
 }
 
-/// The folder that receives the pieces of a split: the given output, or `<stem>_pieces` next to
-/// the input.
-fn resolve_output_dir(job: &LocalJob) -> PathBuf {
+/// The folder or prefix that receives the pieces of a split: the given output (an S3 output is
+/// always taken as a prefix), or `<stem>_pieces` next to the input.
+fn resolve_output_dir(job: &Job) -> ObjectRef {
     match &job.output {
-        Some(path) => path.clone(),
-        None => {
-            let stem = job
-                .input
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "output".to_string());
-            job.input.with_file_name(format!("{stem}_pieces"))
+        Some(ObjectRef::S3 { bucket, key }) if !key.is_empty() && !key.ends_with('/') => {
+            ObjectRef::S3 {
+                bucket: bucket.clone(),
+                key: format!("{key}/"),
+            }
         }
+        Some(out) => out.clone(),
+        None => match sibling(&job.input, &format!("{}_pieces", input_stem(&job.input))) {
+            ObjectRef::S3 { bucket, key } => ObjectRef::S3 {
+                bucket,
+                key: format!("{key}/"),
+            },
+            file => file,
+        },
     }
 }
 
-/// The default manifest location for an output target: `manifest.json` inside a folder,
-/// `<file>.manifest.json` next to a file.
-pub fn manifest_path_for(target: &OutputTarget) -> PathBuf {
+/// The default manifest location for an output target: `manifest.json` inside a folder or
+/// prefix, `<name>.manifest.json` next to a single output.
+pub fn manifest_path_for(target: &OutputTarget) -> ObjectRef {
     match target {
         OutputTarget::Folder(dir) => dir.join("manifest.json"),
         OutputTarget::File(file) => {
-            let mut name = file.file_name().unwrap_or_default().to_os_string();
-            name.push(".manifest.json");
-            file.with_file_name(name)
+            let name = file.file_name().unwrap_or("output");
+            sibling(file, &format!("{name}.manifest.json"))
         }
     }
 }
 
-/// Writes the manifest atomically (temporary name, then rename).
-fn write_manifest(path: &Path, manifest: &Manifest) -> Result<(), JobError> {
+/// Writes the manifest: atomically for a file (temporary name, then rename), as one PutObject
+/// for S3.
+fn write_manifest(
+    path: &ObjectRef,
+    s3: Option<&S3Context>,
+    manifest: &Manifest,
+) -> Result<(), JobError> {
     let manifest_error = |reason: String| JobError::Manifest {
-        path: path.to_path_buf(),
+        path: path.to_string(),
         reason,
     };
     let mut json =
         serde_json::to_vec_pretty(manifest).map_err(|e| manifest_error(e.to_string()))?;
     json.push(b'\n');
-    let mut sink = FileSink::create(path).map_err(|e| manifest_error(e.to_string()))?;
-    use crate::encode::ByteSink;
-    sink.write_all(&json)
-        .map_err(|e| manifest_error(e.to_string()))?;
-    Box::new(sink)
-        .commit()
-        .map_err(|e| manifest_error(e.to_string()))?;
-    Ok(())
+    io::put_bytes(s3, path, json, Some("application/json"))
+        .map_err(|e| manifest_error(e.to_string()))
 }

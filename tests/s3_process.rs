@@ -1,0 +1,388 @@
+//! `longwave process` on S3 objects end to end, against the local S3 server the test command
+//! starts (scripts/test.sh → scripts/local-aws.sh). The aws CLI is the independent client: it
+//! uploads the inputs and fetches the outputs, so our own client is not the only judge.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn require_endpoint() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh (it starts the local \
+         S3 server)"
+    );
+}
+
+fn aws(args: &[&str]) -> Output {
+    require_endpoint();
+    let cli = std::env::var("LONGWAVE_AWS_CLI").expect("LONGWAVE_AWS_CLI (set by local-aws.sh)");
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    Command::new(cli)
+        .args(["--endpoint-url", &endpoint])
+        .args(args)
+        .output()
+        .expect("aws CLI runs")
+}
+
+fn aws_ok(args: &[&str]) -> String {
+    let out = aws(args);
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A fresh bucket per test (the server is shared by the whole run).
+fn bucket(test: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "lw-{test}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    aws_ok(&["s3", "mb", &format!("s3://{name}")]);
+    name
+}
+
+fn longwave(args: &[&str]) -> Output {
+    require_endpoint();
+    Command::new(env!("CARGO_BIN_EXE_longwave"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn longwave_ok(args: &[&str]) {
+    let out = longwave(args);
+    assert!(
+        out.status.success(),
+        "longwave {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    // `aws s3 ls` exits 1 when nothing matches: an empty listing, not a failure.
+    let out = aws(&[
+        "s3",
+        "ls",
+        "--recursive",
+        &format!("s3://{bucket}/{prefix}"),
+    ]);
+    assert!(
+        out.status.success() || out.stdout.is_empty() && out.stderr.is_empty(),
+        "aws s3 ls failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
+        .collect()
+}
+
+fn pending_uploads(bucket: &str) -> usize {
+    let out = aws_ok(&["s3api", "list-multipart-uploads", "--bucket", bucket]);
+    out.matches("\"UploadId\"").count()
+}
+
+/// A speech-like recording with pauses (so the one-shot split has pieces), in `ext` made by
+/// ffmpeg from a generated WAV; `.m4a` keeps ffmpeg's default layout (index at the end).
+fn make_input(dir: &Path, seconds: u32, ext: &str) -> PathBuf {
+    let wav = dir.join(format!("speech-{seconds}.wav"));
+    if !wav.exists() {
+        let out = Command::new(env!("CARGO_BIN_EXE_longwave"))
+            .args(["generate", "--seconds", &seconds.to_string()])
+            .arg(&wav)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    }
+    if ext == "wav" {
+        return wav;
+    }
+    let path = dir.join(format!("speech-{seconds}.{ext}"));
+    let codec: &[&str] = match ext {
+        "mp3" => &["-c:a", "libmp3lame", "-b:a", "128k"],
+        "flac" => &["-c:a", "flac"],
+        "m4a" => &["-c:a", "aac", "-b:a", "128k"],
+        "ogg" => &["-c:a", "libvorbis", "-q:a", "4"],
+        other => panic!("no recipe for {other}"),
+    };
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(&wav)
+        .args(codec)
+        .arg(&path)
+        .output()
+        .expect("ffmpeg is required: run scripts/setup-test-env.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn fetch(bucket: &str, key: &str, dir: &Path) -> PathBuf {
+    let path = dir.join(key.replace('/', "_"));
+    aws_ok(&[
+        "s3",
+        "cp",
+        &format!("s3://{bucket}/{key}"),
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+fn frames(path: &Path) -> (u64, usize) {
+    let out = Command::new(env!("CARGO_BIN_EXE_longwave"))
+        .arg("analyze")
+        .arg(path)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["frames"].as_u64().unwrap(),
+        v["channels"].as_u64().unwrap() as usize,
+    )
+}
+
+#[test]
+fn every_input_format_through_both_presets_from_s3_to_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("presets");
+    for ext in ["wav", "mp3", "flac", "m4a", "ogg"] {
+        let input = make_input(dir.path(), 12, ext);
+        let key = format!("public/unprocessed/u1/rec-{ext}.{ext}");
+        aws_ok(&[
+            "s3",
+            "cp",
+            input.to_str().unwrap(),
+            &format!("s3://{b}/{key}"),
+        ]);
+        let (in_frames, _) = frames(&input);
+
+        // 8D: one MP3 of the input's length, stereo, plus its manifest.
+        let out_key = format!("public/processed/u1/{ext}/8d.mp3");
+        longwave_ok(&[
+            "process",
+            &format!("s3://{b}/{key}"),
+            "--preset",
+            "8d",
+            "-o",
+            &format!("s3://{b}/{out_key}"),
+            "--quiet",
+        ]);
+        let mp3 = fetch(&b, &out_key, dir.path());
+        assert_eq!(frames(&mp3), (in_frames, 2), "8d from {ext}");
+        let manifest = fetch(&b, &format!("{out_key}.manifest.json"), dir.path());
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+        assert_eq!(manifest["input"]["path"], format!("s3://{b}/{key}"));
+        assert_eq!(
+            manifest["outputs"][0]["path"],
+            format!("s3://{b}/{out_key}")
+        );
+
+        // One-shot: pieces under the prefix, each listed in manifest.json and really there.
+        let prefix = format!("public/processed/u1/{ext}/pieces/");
+        longwave_ok(&[
+            "process",
+            &format!("s3://{b}/{key}"),
+            "--preset",
+            "oneshot",
+            "-o",
+            &format!("s3://{b}/{prefix}"),
+            "--quiet",
+        ]);
+        let manifest = fetch(&b, &format!("{prefix}manifest.json"), dir.path());
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+        let outputs = manifest["outputs"].as_array().unwrap();
+        assert!(
+            outputs.len() >= 2,
+            "{ext}: expected pieces, got {outputs:?}"
+        );
+        let mut listed: Vec<String> = outputs
+            .iter()
+            .map(|o| o["path"].as_str().unwrap().to_string())
+            .collect();
+        listed.push(format!("s3://{b}/{prefix}manifest.json"));
+        listed.sort();
+        let mut stored: Vec<String> = keys(&b, &prefix)
+            .into_iter()
+            .map(|k| format!("s3://{b}/{k}"))
+            .collect();
+        stored.sort();
+        assert_eq!(listed, stored, "{ext}");
+        let first = fetch(
+            &b,
+            &format!(
+                "{prefix}piece_0001.{}",
+                outputs[0]["format"].as_str().unwrap()
+            ),
+            dir.path(),
+        );
+        assert_eq!(frames(&first).0, outputs[0]["frames"].as_u64().unwrap());
+    }
+    assert_eq!(pending_uploads(&b), 0);
+}
+
+#[test]
+fn a_failure_mid_processing_leaves_no_object_and_no_pending_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("failure");
+    // 60 s of WAV is ~10 MiB: with 5 MiB parts the output upload is multipart and under way
+    // when decoding hits the cut.
+    let input = make_input(dir.path(), 60, "wav");
+    let bytes = std::fs::read(&input).unwrap();
+    let cut = dir.path().join("cut.wav");
+    std::fs::write(&cut, &bytes[..bytes.len() * 3 / 4]).unwrap();
+    aws_ok(&[
+        "s3",
+        "cp",
+        cut.to_str().unwrap(),
+        &format!("s3://{b}/in/cut.wav"),
+    ]);
+    for (preset, output) in [("transcode", "out/cut.wav"), ("oneshot", "out/pieces/")] {
+        let out = longwave(&[
+            "process",
+            &format!("s3://{b}/in/cut.wav"),
+            "--preset",
+            preset,
+            "--format",
+            "wav",
+            "--part-size-mib",
+            "5",
+            "-o",
+            &format!("s3://{b}/{output}"),
+            "--quiet",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{preset}: a truncated input must fail"
+        );
+        assert!(stderr.contains("truncated"), "{stderr}");
+        assert!(stderr.contains(&format!("s3://{b}/in/cut.wav")), "{stderr}");
+        assert!(
+            keys(&b, "out/").is_empty(),
+            "{preset}: objects left: {:?}",
+            keys(&b, "out/")
+        );
+        assert_eq!(
+            pending_uploads(&b),
+            0,
+            "{preset}: pending multipart uploads left"
+        );
+    }
+}
+
+#[test]
+fn missing_key_and_missing_bucket_are_clear_errors() {
+    let b = bucket("missing");
+    let out = longwave(&[
+        "process",
+        &format!("s3://{b}/nope.wav"),
+        "-o",
+        &format!("s3://{b}/x.wav"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("s3://{b}/nope.wav")), "{stderr}");
+    assert!(stderr.to_lowercase().contains("no such key"), "{stderr}");
+    let out = longwave(&[
+        "process",
+        "s3://lw-no-such-bucket-here/a.wav",
+        "-o",
+        "/tmp/x.wav",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.to_lowercase().contains("no such bucket"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn task_mode_with_the_legacy_environment_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("task");
+    let input = make_input(dir.path(), 12, "mp3");
+    let key = "public/unprocessed/user-7/meeting.mp3";
+    aws_ok(&[
+        "s3",
+        "cp",
+        input.to_str().unwrap(),
+        &format!("s3://{b}/{key}"),
+    ]);
+    let run = |params: &str| {
+        Command::new(env!("CARGO_BIN_EXE_longwave"))
+            .arg("task")
+            .env("S3_BUCKET", &b)
+            .env("S3_KEY", key)
+            .env("PROCESSING_PARAMS", params)
+            .output()
+            .unwrap()
+    };
+    let out = run(
+        r#"{"createOneShot":true,"silenceThreshold":-30,"minSilenceDuration":750,
+            "autoDetectThreshold":false,"preserveOriginal":true,"outputFormats":["mp3"]}"#,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = keys(&b, "public/processed/user-7/meeting/");
+    assert!(stored.contains(&"public/processed/user-7/meeting/manifest.json".to_string()));
+    assert!(stored.contains(&"public/processed/user-7/meeting/original/meeting.mp3".to_string()));
+    let pieces = stored
+        .iter()
+        .filter(|k| k.ends_with(".mp3") && k.contains("piece_"))
+        .count();
+    assert!(pieces >= 2, "{stored:?}");
+    // The copy of the original is byte-identical (server-side copy).
+    let copy = fetch(
+        &b,
+        "public/processed/user-7/meeting/original/meeting.mp3",
+        dir.path(),
+    );
+    assert_eq!(std::fs::read(copy).unwrap(), std::fs::read(&input).unwrap());
+
+    // Invalid parameters are rejected before anything is read or written.
+    let before = keys(&b, "");
+    let out = run(r#"{"minSilenceDuration":20}"#);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("PROCESSING_PARAMS.minSilenceDuration"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("50"), "{stderr}");
+    assert_eq!(keys(&b, ""), before);
+
+    // A full job spec works too.
+    let out = run(r#"{"preset":"8d"}"#);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mp3 = fetch(
+        &b,
+        "public/processed/user-7/meeting/meeting.mp3",
+        dir.path(),
+    );
+    assert_eq!(frames(&mp3).1, 2);
+}
