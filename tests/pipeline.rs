@@ -3,40 +3,21 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
 
+mod common;
+
 use longwave::audio::{Block, StreamSpec};
 use longwave::decode::{AudioDecoder, DecodeOptions};
-use longwave::encode::{create_encoder, FileSink, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
 use longwave::job::{self, LocalJob, NoProgress, RunnerConfig, StageSpec};
-use longwave::synth::SpeechLike;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn pool() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap()
+fn make_input(dir: &Path, name: &str, spec: StreamSpec, seconds: f64) -> PathBuf {
+    common::write_speech(dir, name, spec, seconds, WavSampleFormat::Pcm16, 3)
 }
 
-/// Writes `seconds` of the speech-like signal as a WAV of `sample_format`.
-fn make_input(dir: &Path, name: &str, spec: StreamSpec, seconds: f64) -> PathBuf {
-    let path = dir.join(name);
-    let sink = FileSink::create(&path).unwrap();
-    let mut encoder = create_encoder(
-        OutputFormat::Wav {
-            sample_format: WavSampleFormat::Pcm16,
-        },
-        spec,
-        Box::new(sink),
-    )
-    .unwrap();
-    let mut generator = SpeechLike::new(spec, seconds, 3);
-    let mut block = Block::new(spec.channels, 1000);
-    while generator.fill(&mut block) > 0 {
-        encoder.write(&block).unwrap();
-    }
-    encoder.finish().unwrap();
-    path
+fn pool() -> rayon::ThreadPool {
+    common::pool()
 }
 
 fn run(

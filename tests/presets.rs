@@ -3,33 +3,20 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
 
+mod common;
+
 use longwave::audio::{Block, StreamSpec};
 use longwave::encode::{create_encoder, FileSink, OutputFormat, WavSampleFormat};
 use longwave::job::{self, LocalJob, NoProgress, RunnerConfig};
 use longwave::synth::SpeechLike;
 use std::path::{Path, PathBuf};
 
-fn pool() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap()
+fn make_input(dir: &Path, name: &str, spec: StreamSpec, seconds: f64) -> PathBuf {
+    common::write_speech(dir, name, spec, seconds, WavSampleFormat::Float32, 11)
 }
 
-fn make_input(dir: &Path, name: &str, spec: StreamSpec, seconds: f64) -> PathBuf {
-    let path = dir.join(name);
-    let sink = FileSink::create(&path).unwrap();
-    let format = OutputFormat::Wav {
-        sample_format: WavSampleFormat::Float32,
-    };
-    let mut encoder = create_encoder(format, spec, Box::new(sink)).unwrap();
-    let mut generator = SpeechLike::new(spec, seconds, 11);
-    let mut block = Block::new(spec.channels, 999);
-    while generator.fill(&mut block) > 0 {
-        encoder.write(&block).unwrap();
-    }
-    encoder.finish().unwrap();
-    path
+fn pool() -> rayon::ThreadPool {
+    common::pool()
 }
 
 fn run_preset(
