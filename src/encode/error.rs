@@ -56,7 +56,7 @@ pub enum SinkError {
 
 /// The human part of an I/O error: lower-case kind ("permission denied", "no such file or
 /// directory") rather than the OS's "(os error 13)" suffix.
-fn io_reason(error: &io::Error) -> String {
+pub(crate) fn io_reason(error: &io::Error) -> String {
     match error.kind() {
         io::ErrorKind::NotFound => "no such file or directory".to_owned(),
         io::ErrorKind::PermissionDenied => "permission denied".to_owned(),

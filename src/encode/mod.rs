@@ -14,6 +14,8 @@ mod mp3;
 mod sink;
 mod wav;
 
+/// Shared with `io`, so file errors read the same in both layers.
+pub(crate) use error::io_reason;
 pub use error::{EncodeError, SinkError};
 pub use flac::{FlacEncoder, BLOCK_SIZE as FLAC_BLOCK_SIZE};
 pub use mp3::{output_sample_rate as mp3_output_sample_rate, Mp3Encoder};

@@ -2,7 +2,7 @@
 //! the file path) and the reason, plus a bounded [`kind`](IoError::kind) for metric labels and a
 //! [`retryable`](IoError::retryable) flag for the job layer's redelivery decision.
 
-use crate::encode::SinkError;
+use crate::encode::{io_reason, SinkError};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use std::io;
@@ -201,15 +201,5 @@ impl IoError {
             IoError::Remote { op, reason, .. } => format!("{op} failed: {reason}"),
             other => other.to_string(),
         }
-    }
-}
-
-/// The human part of an I/O error (same wording as the encode layer's).
-fn io_reason(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::NotFound => "no such file or directory".to_owned(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        io::ErrorKind::AlreadyExists => "already exists".to_owned(),
-        _ => error.to_string(),
     }
 }
