@@ -312,6 +312,23 @@ fn missing_key_and_missing_bucket_are_clear_errors() {
     assert!(!out.status.success());
     assert!(stderr.to_lowercase().contains("no such bucket"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    // A missing output bucket is reported before any processing.
+    let dir = tempfile::tempdir().unwrap();
+    let input = make_input(dir.path(), 5, "wav");
+    let out = longwave(&[
+        "process",
+        input.to_str().unwrap(),
+        "-o",
+        "s3://lw-no-such-output-bucket/x.wav",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("s3://lw-no-such-output-bucket/x.wav"),
+        "{stderr}"
+    );
+    assert!(stderr.to_lowercase().contains("no such bucket"), "{stderr}");
 }
 
 #[test]

@@ -319,6 +319,26 @@ impl S3Context {
         Ok(())
     }
 
+    /// Fails early when `bucket` does not exist, so a job writing there stops before decoding
+    /// anything (a sink would otherwise only find out at its first upload). Only a definite
+    /// "no such bucket" (404) is an error: a role allowed to write but not to list gets 403 from
+    /// HeadBucket, which says nothing about the bucket, so that and other answers pass.
+    ///
+    /// # Errors
+    /// [`IoError::NoSuchBucket`] naming `target`.
+    pub fn check_bucket_exists(&self, bucket: &str, target: &str) -> Result<(), IoError> {
+        let client = self.client().clone();
+        let bucket = bucket.to_owned();
+        let answer =
+            self.block_on(async move { client.head_bucket().bucket(bucket).send().await })?;
+        match answer {
+            Err(e) if IoError::sdk_status(&e) == Some(404) => Err(IoError::NoSuchBucket {
+                target: target.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Every key under `prefix` in `bucket` (all pages), in S3's (lexicographic) order.
     ///
     /// # Errors

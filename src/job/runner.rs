@@ -158,6 +158,11 @@ pub fn run(
     progress: &dyn Progress,
 ) -> Result<Manifest, JobError> {
     let started = Instant::now();
+    for target in job.output.iter().chain(job.manifest.iter()) {
+        if let (ObjectRef::S3 { bucket, .. }, Some(s3)) = (target, s3) {
+            s3.check_bucket_exists(bucket, &target.to_string())?;
+        }
+    }
     let decoder = open_decoder(&job.input, s3, config.decode)?;
     let info = decoder.info().clone();
 
