@@ -384,26 +384,22 @@ impl S3Context {
         self.block_on(async move {
             for batch in keys.chunks(1000) {
                 let target = s3_name(bucket, batch.first().map_or("", String::as_str));
+                let build_error = |e: aws_sdk_s3::error::BuildError| IoError::Remote {
+                    op: "DeleteObjects",
+                    target: target.clone(),
+                    reason: e.to_string(),
+                    retryable: false,
+                };
                 let objects = batch
                     .iter()
                     .map(|k| ObjectIdentifier::builder().key(k).build())
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| IoError::Remote {
-                        op: "DeleteObjects",
-                        target: target.clone(),
-                        reason: e.to_string(),
-                        retryable: false,
-                    })?;
+                    .map_err(build_error)?;
                 let delete = Delete::builder()
                     .set_objects(Some(objects))
                     .quiet(true)
                     .build()
-                    .map_err(|e| IoError::Remote {
-                        op: "DeleteObjects",
-                        target: target.clone(),
-                        reason: e.to_string(),
-                        retryable: false,
-                    })?;
+                    .map_err(build_error)?;
                 let out = client
                     .delete_objects()
                     .bucket(bucket)
