@@ -26,3 +26,5 @@ pub mod encode;
 pub mod io;
 pub mod job;
 pub mod synth;
+pub mod telemetry;
+pub mod worker;

@@ -3,6 +3,7 @@
 
 mod demo;
 mod progress;
+mod worker;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -33,6 +34,9 @@ enum Command {
     /// PROCESSING_PARAMS (legacy one-shot parameters or a job spec), optional OUTPUT_BUCKET and
     /// OUTPUT_PREFIX.
     Task(TaskArgs),
+    /// Serve an SQS queue: run each message's jobs in job slots, with heartbeats, a
+    /// dead-letter route, graceful shutdown and a Prometheus endpoint.
+    Worker(worker::WorkerArgs),
     /// Synthesise a speech-like test recording (pauses, noise floor) of any length.
     Generate(GenerateArgs),
     /// Run the main job end to end on a generated example; no input or AWS account needed.
@@ -81,6 +85,10 @@ struct ProcessArgs {
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
+    /// Serve Prometheus metrics on this address (e.g. `127.0.0.1:9000`, path `/metrics`) while
+    /// the job runs.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
     /// Frames per processing block (changes speed and memory, never the result).
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     block_frames: u32,
@@ -162,6 +170,7 @@ pub fn run() -> Result<()> {
         Command::Process(args) => process(args),
         Command::Analyze(args) => analyze(args),
         Command::Task(args) => task(args),
+        Command::Worker(args) => worker::run(args),
         Command::Generate(args) => generate(args),
         Command::Demo(args) => demo::run(&args.dir, args.seconds),
     }
@@ -175,6 +184,11 @@ fn thread_pool() -> Result<rayon::ThreadPool> {
 }
 
 fn process(args: ProcessArgs) -> Result<()> {
+    if let Some(addr) = &args.metrics_addr {
+        if let Some(addr) = worker::metrics_addr(addr)? {
+            longwave::telemetry::install_prometheus(addr)?;
+        }
+    }
     let (preset_name, chain, preset_format) = match (&args.preset, &args.chain) {
         (Some(name), _) => {
             let preset = job::preset(name)?;
@@ -236,6 +250,17 @@ fn process(args: ProcessArgs) -> Result<()> {
 
 /// Task mode: everything is validated from the environment before any byte is read.
 fn task(args: TaskArgs) -> Result<()> {
+    if std::env::var("PROCESSING_MODE").is_ok_and(|m| m.trim().eq_ignore_ascii_case("service")) {
+        // The legacy image switched to its queue worker this way; the worker takes its whole
+        // configuration from the environment (SQS_QUEUE_URL, …).
+        return match Cli::try_parse_from(["longwave", "worker"]) {
+            Ok(Cli {
+                command: Command::Worker(worker_args),
+            }) => worker::run(worker_args),
+            Ok(_) => bail!("PROCESSING_MODE=service: internal error selecting the worker"),
+            Err(e) => bail!("PROCESSING_MODE=service needs the worker's settings: {e}"),
+        };
+    }
     let plan = job::plan_from_env(|name| std::env::var(name).ok())?;
     let s3 = S3Context::from_env(S3Settings::default())?;
     let pool = thread_pool()?;

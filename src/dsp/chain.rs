@@ -2,6 +2,24 @@
 
 use super::{Stage, StageContext, StageError, StageEvent};
 use crate::audio::{Block, StreamSpec};
+use crate::telemetry::names;
+use std::time::Instant;
+
+/// Per-stage metric handles, registered once in [`Chain::prepare`] so a block records with two
+/// atomic updates and no lookup. No-ops when no metrics exporter is installed.
+struct StageMeter {
+    block_seconds: metrics::Histogram,
+    frames: metrics::Counter,
+}
+
+impl StageMeter {
+    fn new(stage: &'static str) -> Self {
+        Self {
+            block_seconds: metrics::histogram!(names::STAGE_BLOCK_DURATION_SECONDS, "stage" => stage),
+            frames: metrics::counter!(names::STAGE_PROCESSED_FRAMES_TOTAL, "stage" => stage),
+        }
+    }
+}
 
 /// An ordered list of stages applied block by block to one stream.
 ///
@@ -28,6 +46,8 @@ pub struct Chain {
     ended: bool,
     frames_out: u64,
     context: StageContext,
+    /// One per stage, from `prepare`; metered in `process` and `flush`, not in analysis passes.
+    meters: Vec<StageMeter>,
 }
 
 impl Chain {
@@ -46,6 +66,7 @@ impl Chain {
             ended: false,
             frames_out: 0,
             context: StageContext::default(),
+            meters: Vec::new(),
         }
     }
 
@@ -85,6 +106,11 @@ impl Chain {
                 *sum += stage.latency_frames();
                 Some(before)
             })
+            .collect();
+        self.meters = self
+            .stages
+            .iter()
+            .map(|s| StageMeter::new(s.name()))
             .collect();
         self.input_spec = Some(input);
         self.output_spec = Some(spec);
@@ -138,6 +164,7 @@ impl Chain {
             &self.latency_before,
             input,
             &mut self.context,
+            &self.meters,
         );
         self.finish_output()
     }
@@ -172,6 +199,7 @@ impl Chain {
             &self.latency_before,
             &self.silence,
             &mut self.context,
+            &self.meters,
         );
         Some(self.finish_output())
     }
@@ -197,6 +225,7 @@ impl Chain {
             &self.latency_before[..index],
             input,
             &mut self.context,
+            &[],
         );
         self.context.clear_events();
         let observed = if index == 0 {
@@ -264,6 +293,7 @@ fn run_stages(
     latency_before: &[usize],
     input: &Block,
     cx: &mut StageContext,
+    meters: &[StageMeter],
 ) {
     if stages.is_empty() {
         if let Some(first) = buffers.first_mut() {
@@ -275,7 +305,12 @@ fn run_stages(
         let (before, after) = buffers.split_at_mut(i);
         let src = if i == 0 { input } else { &before[i - 1] };
         let events_before = cx.events().len();
+        let started = meters.get(i).map(|_| Instant::now());
         stage.process(src, &mut after[0], cx);
+        if let (Some(meter), Some(started)) = (meters.get(i), started) {
+            meter.block_seconds.record(started.elapsed().as_secs_f64());
+            meter.frames.increment(src.frames() as u64);
+        }
         let shift = latency_before[i] as u64;
         if shift > 0 {
             cx.shift_events_from(events_before, shift);

@@ -48,6 +48,8 @@ pub enum SinkError {
         reason: String,
         /// Whether trying the job again later may succeed (network trouble, throttling, 5xx).
         retryable: bool,
+        /// The store's error kind as a metric label (`already_exists`, `access_denied`, …).
+        kind: &'static str,
     },
     /// The sink was used after a failure left it in an unknown state.
     #[error("the output was abandoned after an earlier error")]
@@ -111,7 +113,7 @@ impl EncodeError {
             EncodeError::Sink(SinkError::Io { .. }) => "sink_io",
             EncodeError::Sink(SinkError::PatchOutOfWindow { .. }) => "sink_patch",
             EncodeError::Sink(SinkError::Poisoned) => "sink_poisoned",
-            EncodeError::Sink(SinkError::Remote { .. }) => "sink_remote",
+            EncodeError::Sink(SinkError::Remote { kind, .. }) => kind,
         }
     }
 

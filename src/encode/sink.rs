@@ -225,6 +225,7 @@ impl ByteSink for FileSink {
                 let _ = dir.sync_all();
             }
         }
+        crate::telemetry::add_written_bytes(self.position);
         Ok(self.position)
     }
 }

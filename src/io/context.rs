@@ -2,6 +2,7 @@
 //! runtime + client shared by every reader and sink, and the small object operations).
 
 use super::{IoError, ObjectRef};
+use crate::telemetry;
 use aws_config::retry::RetryConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
@@ -10,7 +11,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 
 const MIB: usize = 1024 * 1024;
@@ -271,6 +272,7 @@ impl S3Context {
         content_type: Option<&str>,
     ) -> Result<(), IoError> {
         let target = s3_name(bucket, key);
+        let len = bytes.len() as u64;
         let request = self
             .shared
             .client
@@ -279,8 +281,11 @@ impl S3Context {
             .key(key)
             .set_content_type(content_type.map(str::to_owned))
             .body(ByteStream::from(bytes));
-        self.block_on(request.send())?
-            .map_err(|e| IoError::from_sdk("PutObject", &target, e))?;
+        let started = Instant::now();
+        let sent = self.block_on(request.send())?;
+        telemetry::record_s3_request("put_object", sent.is_ok(), started);
+        sent.map_err(|e| IoError::from_sdk("PutObject", &target, e))?;
+        telemetry::add_written_bytes(len);
         Ok(())
     }
 
@@ -422,6 +427,83 @@ impl S3Context {
             }
             Ok(())
         })?
+    }
+}
+
+impl S3Context {
+    /// The ETag of `s3://bucket/key`, or `None` when the key does not exist.
+    ///
+    /// # Errors
+    /// [`IoError::AccessDenied`], [`IoError::NoSuchBucket`] (as a missing key: HEAD cannot
+    /// tell them apart; the job's own read reports the difference), [`IoError::Remote`].
+    pub fn head_etag(&self, bucket: &str, key: &str) -> Result<Option<String>, IoError> {
+        let target = s3_name(bucket, key);
+        let client = self.shared.client.clone();
+        let started = Instant::now();
+        let answer = self
+            .block_on(async move { client.head_object().bucket(bucket).key(key).send().await })?;
+        telemetry::record_s3_request("head_object", answer.is_ok(), started);
+        match answer {
+            Ok(head) => Ok(Some(head.e_tag().unwrap_or_default().to_owned())),
+            Err(e) if IoError::sdk_status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(IoError::from_sdk("HeadObject", &target, e)),
+        }
+    }
+
+    /// Reads a small object whole (a manifest): `None` when the key does not exist.
+    ///
+    /// # Errors
+    /// [`IoError::Remote`] when the object is larger than `max_bytes` (not read) or the request
+    /// fails; [`IoError::AccessDenied`], [`IoError::NoSuchBucket`].
+    pub fn get_small_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        max_bytes: u64,
+    ) -> Result<Option<Vec<u8>>, IoError> {
+        let target = s3_name(bucket, key);
+        let client = self.shared.client.clone();
+        let started = Instant::now();
+        let answer = self.block_on(async {
+            let response = match client.get_object().bucket(bucket).key(key).send().await {
+                Ok(r) => r,
+                Err(e) if IoError::sdk_status(&e) == Some(404) => {
+                    // NoSuchKey: absent; NoSuchBucket is an error worth reporting.
+                    use aws_sdk_s3::error::ProvideErrorMetadata;
+                    if e.code() == Some("NoSuchBucket") {
+                        return Err(IoError::NoSuchBucket {
+                            target: target.clone(),
+                        });
+                    }
+                    return Ok(None);
+                }
+                Err(e) => return Err(IoError::from_sdk("GetObject", &target, e)),
+            };
+            let len = response
+                .content_length()
+                .and_then(|l| u64::try_from(l).ok())
+                .unwrap_or(0);
+            if len > max_bytes {
+                return Err(IoError::Remote {
+                    op: "GetObject",
+                    target: target.clone(),
+                    reason: format!("{len} bytes is more than the {max_bytes} expected"),
+                    retryable: false,
+                });
+            }
+            let body = response.body.collect().await.map_err(|e| IoError::Remote {
+                op: "GetObject",
+                target: target.clone(),
+                reason: format!("body broke: {e}"),
+                retryable: true,
+            })?;
+            Ok(Some(body.into_bytes().to_vec()))
+        })?;
+        telemetry::record_s3_request("get_object", answer.is_ok(), started);
+        if let Ok(Some(bytes)) = &answer {
+            telemetry::add_read_bytes(bytes.len() as u64);
+        }
+        answer
     }
 }
 

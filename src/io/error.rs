@@ -183,6 +183,7 @@ impl IoError {
                 op,
                 target: target.to_owned(),
                 retryable: other.retryable(),
+                kind: other.kind(),
                 reason: other.reason(),
             },
         }

@@ -19,6 +19,7 @@
 
 use super::context::{backoff, s3_name, Shared};
 use super::{IoError, S3Context};
+use crate::telemetry;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
@@ -26,6 +27,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 use symphonia::core::io::MediaSource;
 use tokio::task::JoinHandle;
 
@@ -101,7 +103,10 @@ impl S3Reader {
         let target = s3_name(bucket, key);
         let client = shared.client.clone();
         let head = shared.block_on(async {
-            match client.head_object().bucket(bucket).key(key).send().await {
+            let started = Instant::now();
+            let head = client.head_object().bucket(bucket).key(key).send().await;
+            telemetry::record_s3_request("head_object", head.is_ok(), started);
+            match head {
                 Ok(head) => Ok(head),
                 Err(e) => Err(classify_head_error(&client, bucket, &target, e).await),
             }
@@ -330,6 +335,14 @@ impl RangeJob {
 
     /// One GET of `[from, end)` appending to `data`; on a body error `data` keeps what arrived.
     async fn get(&self, from: u64, end: u64, data: &mut BytesMut) -> Result<(), IoError> {
+        let started = Instant::now();
+        let result = self.get_once(from, end, data).await;
+        telemetry::record_s3_request("get_object", result.is_ok(), started);
+        result
+    }
+
+    /// [`get`](Self::get) without the metric.
+    async fn get_once(&self, from: u64, end: u64, data: &mut BytesMut) -> Result<(), IoError> {
         self.stats.inner.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = self
             .client
@@ -366,6 +379,7 @@ impl RangeJob {
                         .inner
                         .bytes
                         .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    telemetry::add_read_bytes(bytes.len() as u64);
                     data.extend_from_slice(&bytes);
                 }
                 Ok(None) => return Ok(()),

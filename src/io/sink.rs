@@ -25,13 +25,14 @@
 use super::context::{s3_name, Shared, MAX_PARTS};
 use super::{IoError, S3Context};
 use crate::encode::{ByteSink, SinkError, PATCH_WINDOW};
+use crate::telemetry;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// Whether a sink may replace an existing object.
@@ -118,10 +119,10 @@ impl S3Sink {
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key);
-        let out = self
-            .shared
-            .block_on(request.send())?
-            .map_err(|e| IoError::from_sdk("CreateMultipartUpload", &self.target, e))?;
+        let started = Instant::now();
+        let out = self.shared.block_on(request.send())?;
+        telemetry::record_s3_request("create_multipart_upload", out.is_ok(), started);
+        let out = out.map_err(|e| IoError::from_sdk("CreateMultipartUpload", &self.target, e))?;
         let id = out.upload_id().ok_or_else(|| IoError::Remote {
             op: "CreateMultipartUpload",
             target: self.target.clone(),
@@ -207,22 +208,26 @@ impl S3Sink {
         if self.upload_id.is_none() && self.current.is_empty() {
             // Everything fits in one part: a single PutObject.
             let body = Bytes::from(std::mem::take(&mut self.first));
+            let len = body.len() as u64;
             let client = self.shared.client.clone();
             let (bucket, key) = (self.bucket.clone(), self.key.clone());
-            return self.shared.block_on(conditional(
-                &self.target,
-                "PutObject",
-                if_none_match,
-                |cond| {
-                    let request = client
-                        .put_object()
-                        .bucket(&bucket)
-                        .key(&key)
-                        .set_if_none_match(cond.then(|| "*".to_owned()))
-                        .body(ByteStream::from(body.clone()));
-                    async move { request.send().await.map(|_| ()) }
-                },
-            ))?;
+            return self
+                .shared
+                .block_on(conditional(
+                    &self.target,
+                    "PutObject",
+                    if_none_match,
+                    |cond| {
+                        let request = client
+                            .put_object()
+                            .bucket(&bucket)
+                            .key(&key)
+                            .set_if_none_match(cond.then(|| "*".to_owned()))
+                            .body(ByteStream::from(body.clone()));
+                        async move { request.send().await.map(|_| ()) }
+                    },
+                ))?
+                .inspect(|()| telemetry::add_written_bytes(len));
         }
         if !self.current.is_empty() {
             self.flush_current()?;
@@ -275,13 +280,15 @@ impl S3Sink {
             .await;
             // Twice at most: a part finishing concurrently with the first abort can survive it.
             for _ in 0..2 {
-                let _ = client
+                let started = Instant::now();
+                let aborted = client
                     .abort_multipart_upload()
                     .bucket(&bucket)
                     .key(&key)
                     .upload_id(&upload_id)
                     .send()
                     .await;
+                telemetry::record_s3_request("abort_multipart_upload", aborted.is_ok(), started);
                 let parts = client
                     .list_parts()
                     .bucket(&bucket)
@@ -310,6 +317,31 @@ impl S3Sink {
 /// NotImplemented`, or a 400 naming the header) gets the request again without it: older S3
 /// clones and emulators; AWS S3 supports it on both PutObject and CompleteMultipartUpload.
 async fn conditional<F, Fut, E>(
+    target: &str,
+    op: &'static str,
+    if_none_match: bool,
+    send: F,
+) -> Result<(), IoError>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<
+        Output = Result<(), aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+    >,
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let started = Instant::now();
+    let result = conditional_once(target, op, if_none_match, send).await;
+    let label = match op {
+        "PutObject" => "put_object",
+        "CompleteMultipartUpload" => "complete_multipart_upload",
+        _ => "other",
+    };
+    telemetry::record_s3_request(label, result.is_ok(), started);
+    result
+}
+
+/// [`conditional`] without the metric.
+async fn conditional_once<F, Fut, E>(
     target: &str,
     op: &'static str,
     if_none_match: bool,
@@ -352,6 +384,8 @@ async fn upload_part(
     number: i32,
     bytes: Bytes,
 ) -> Result<CompletedPart, IoError> {
+    let len = bytes.len() as u64;
+    let started = Instant::now();
     let out = client
         .upload_part()
         .bucket(bucket)
@@ -360,8 +394,10 @@ async fn upload_part(
         .part_number(number)
         .body(ByteStream::from(bytes))
         .send()
-        .await
-        .map_err(|e| IoError::from_sdk("UploadPart", &target, e))?;
+        .await;
+    telemetry::record_s3_request("upload_part", out.is_ok(), started);
+    let out = out.map_err(|e| IoError::from_sdk("UploadPart", &target, e))?;
+    telemetry::add_written_bytes(len);
     Ok(CompletedPart::builder()
         .part_number(number)
         .set_e_tag(out.e_tag().map(str::to_owned))

@@ -43,6 +43,12 @@ pub enum JobError {
         /// Why.
         reason: String,
     },
+    /// The job was asked to stop (worker shutdown) before it finished; nothing was committed.
+    #[error("processing of {input} was cancelled before it finished")]
+    Cancelled {
+        /// The job's input.
+        input: String,
+    },
     /// A pipeline thread panicked; the job is failed, the process carries on.
     #[error("internal error while processing {input}: {what}")]
     Panic {
@@ -62,9 +68,11 @@ impl JobError {
             JobError::Stage(_) => "unsupported_stream",
             JobError::Encode(e) => e.kind(),
             JobError::Io(e) => e.kind(),
+            JobError::Sink(SinkError::Remote { kind, .. }) => kind,
             JobError::Output { .. } | JobError::Sink(_) => "output",
             JobError::Manifest { .. } => "manifest",
             JobError::Panic { .. } => "panic",
+            JobError::Cancelled { .. } => "cancelled",
         }
     }
 
@@ -74,6 +82,11 @@ impl JobError {
         match self {
             JobError::Decode(e) => e.retryable(),
             JobError::Io(e) => e.retryable(),
+            JobError::Sink(SinkError::Remote { retryable, .. })
+            | JobError::Encode(EncodeError::Sink(SinkError::Remote { retryable, .. })) => {
+                *retryable
+            }
+            JobError::Cancelled { .. } => true,
             _ => false,
         }
     }

@@ -45,6 +45,10 @@ pub struct InputSummary {
     pub sample_rate: u32,
     /// Channel count.
     pub channels: usize,
+    /// The S3 object's ETag as read (every range was pinned to it); absent for local files.
+    /// The worker compares it to skip a redelivered job whose outputs are already complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// One output file.

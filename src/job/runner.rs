@@ -10,10 +10,11 @@ use super::outputs::{Outputs, Published};
 use super::spec::BuildContext;
 use super::{JobError, StageSpec};
 use crate::audio::{Block, BlockPool, StreamSpec};
-use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
+use crate::decode::{AudioDecoder, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
 use crate::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
-use crate::io::{self, ObjectRef, S3Context};
+use crate::io::{self, IoError, ObjectRef, S3Context, S3Reader};
+use crate::telemetry::{self, names, AudioSecondsCounter};
 use crossbeam_channel::bounded;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -115,6 +116,12 @@ pub trait Progress: Sync {
     fn advance(&self, frames: u64);
     /// The job ended (successfully or not).
     fn finish(&self);
+    /// Polled once per block: `true` asks the job to stop as soon as possible, without
+    /// committing anything (it then fails with [`JobError::Cancelled`]). The worker uses it at
+    /// the end of its shutdown grace period.
+    fn should_stop(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that reports nothing.
@@ -163,7 +170,7 @@ pub fn run(
             s3.check_bucket_exists(bucket, &target.to_string())?;
         }
     }
-    let decoder = open_decoder(&job.input, s3, config.decode)?;
+    let (decoder, etag) = open_decoder(&job.input, s3, config.decode)?;
     let info = decoder.info().clone();
 
     let build = BuildContext {
@@ -187,13 +194,24 @@ pub fn run(
     };
 
     progress.start(info.frames);
-    let result = analyse(&mut chain, job, s3, config, pool).and_then(|()| {
+    let result = analyse(&mut chain, job, s3, config, pool, progress).and_then(|()| {
         stream(
             decoder, &mut chain, outputs, config, pool, progress, &job.input,
         )
     });
     progress.finish();
     let (decoded_frames, skipped_packets, entries, published) = result?;
+    if skipped_packets > 0 {
+        let codec = telemetry::codec_label(&info.codec);
+        metrics::counter!(names::DECODE_SKIPPED_PACKETS_TOTAL, "codec" => codec)
+            .increment(skipped_packets);
+    }
+    if let ObjectRef::File(path) = &job.input {
+        // S3 reads are counted per chunk by the reader; a local file once, by its size.
+        if let Ok(meta) = std::fs::metadata(path) {
+            telemetry::add_read_bytes(meta.len());
+        }
+    }
 
     let wall_time_s = started.elapsed().as_secs_f64();
     let duration_s = info.spec.seconds(decoded_frames);
@@ -207,6 +225,7 @@ pub fn run(
             frames: decoded_frames,
             sample_rate: info.spec.sample_rate,
             channels: info.spec.channels,
+            etag,
         },
         preset: job.preset.clone(),
         chain: job.chain.clone(),
@@ -242,22 +261,35 @@ pub fn run(
 }
 
 /// Opens the decoder for `input`: local files directly (their errors say "file not found",
-/// "file is empty"), S3 objects through a ranged, seekable reader.
+/// "file is empty"), S3 objects through a ranged, seekable reader. Returns the object's ETag
+/// for S3.
 fn open_decoder(
     input: &ObjectRef,
     s3: Option<&S3Context>,
     options: DecodeOptions,
-) -> Result<AudioDecoder, JobError> {
+) -> Result<(AudioDecoder, Option<String>), JobError> {
     match input {
-        ObjectRef::File(path) => Ok(AudioDecoder::open_file(path, options)?),
-        ObjectRef::S3 { .. } => {
-            let source = io::open_source(s3, input)?;
-            Ok(AudioDecoder::open_source(
-                source,
+        ObjectRef::File(path) => Ok((AudioDecoder::open_file(path, options)?, None)),
+        ObjectRef::S3 { bucket, key } if !input.is_prefix() => {
+            let ctx = s3.ok_or_else(|| {
+                IoError::Setup(format!("{input} needs S3 access, but none was configured"))
+            })?;
+            let reader = S3Reader::open(ctx, bucket, key)?;
+            let etag = Some(reader.etag().to_owned()).filter(|e| !e.is_empty());
+            let decoder = AudioDecoder::open_source(
+                Box::new(reader),
                 &input.to_string(),
                 input.extension(),
                 options,
-            )?)
+            )?;
+            Ok((decoder, etag))
+        }
+        ObjectRef::S3 { .. } => {
+            // A prefix: let the I/O layer give its usual error.
+            let source = io::open_source(s3, input)?;
+            let decoder =
+                AudioDecoder::open_source(source, &input.to_string(), input.extension(), options)?;
+            Ok((decoder, None))
         }
     }
 }
@@ -270,11 +302,17 @@ fn analyse(
     s3: Option<&S3Context>,
     config: &RunnerConfig,
     pool: &rayon::ThreadPool,
+    progress: &dyn Progress,
 ) -> Result<(), JobError> {
     for index in chain.analysis_stages() {
-        let mut decoder = open_decoder(&job.input, s3, config.decode)?;
+        let (mut decoder, _) = open_decoder(&job.input, s3, config.decode)?;
         let mut block = Block::new(decoder.info().spec.channels, config.block_frames.max(1));
         while decoder.fill(&mut block)? > 0 {
+            if progress.should_stop() {
+                return Err(JobError::Cancelled {
+                    input: job.input.to_string(),
+                });
+            }
             pool.install(|| chain.observe(index, &block));
         }
         chain.end_observation(index);
@@ -322,17 +360,26 @@ fn stream<'a>(
             let pool = decoded_pool.clone();
             std::thread::Builder::new()
                 .name("longwave-decode".into())
-                .spawn_scoped(scope, move || -> Result<(u64, u64), DecodeError> {
+                .spawn_scoped(scope, move || -> Result<(u64, u64), JobError> {
+                    let mut audio_seconds =
+                        AudioSecondsCounter::new(decoder.info().spec.sample_rate);
                     while let Some(mut block) = pool.take() {
+                        if progress.should_stop() {
+                            return Err(JobError::Cancelled {
+                                input: input.to_string(),
+                            });
+                        }
                         let frames = decoder.fill(&mut block)?;
                         if frames == 0 {
                             break;
                         }
                         progress.advance(frames as u64);
+                        audio_seconds.add_frames(frames as u64);
                         if decoded_tx.send(block).is_err() {
                             break; // downstream failed; its error is reported instead
                         }
                     }
+                    audio_seconds.finish();
                     Ok((decoder.frames_decoded(), decoder.skipped_packets()))
                 })
         };

@@ -145,9 +145,14 @@ pub fn default_output_prefix(key: &str) -> String {
     let (dir, file) = key.rsplit_once('/').unwrap_or(("", key));
     let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
     let stem = if stem.is_empty() { file } else { stem };
-    let mapped = if let Some(rest) = dir.strip_prefix("public/unprocessed") {
+    // Whole path segments only: `inputs/x` is not under `input`.
+    let under = |root: &str| {
+        dir.strip_prefix(root)
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    let mapped = if let Some(rest) = under("public/unprocessed") {
         format!("public/processed{rest}")
-    } else if let Some(rest) = dir.strip_prefix("input") {
+    } else if let Some(rest) = under("input") {
         format!("processed{rest}")
     } else if dir.is_empty() {
         "processed".to_string()
@@ -336,6 +341,15 @@ mod tests {
         assert_eq!(default_output_prefix("input/a/b.wav"), "processed/a/b/");
         assert_eq!(default_output_prefix("x.mp3"), "processed/x/");
         assert_eq!(default_output_prefix("other/x.mp3"), "processed/other/x/");
+        // Whole segments only.
+        assert_eq!(
+            default_output_prefix("inputs/x/a.mp3"),
+            "processed/inputs/x/a/"
+        );
+        assert_eq!(
+            default_output_prefix("public/unprocessedX/a.mp3"),
+            "processed/public/unprocessedX/a/"
+        );
     }
 
     #[test]

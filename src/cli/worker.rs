@@ -1,0 +1,134 @@
+//! `longwave worker`: flags and environment → [`WorkerConfig`], logging, metrics endpoint,
+//! signal handling.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use longwave::io::S3Settings;
+use longwave::job::RunnerConfig;
+use longwave::telemetry;
+use longwave::worker::{self, message::Routing, WorkerConfig};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Log line format.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for CloudWatch Logs and other collectors).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// URL of the SQS queue to serve.
+    #[arg(long, env = "SQS_QUEUE_URL")]
+    queue_url: String,
+    /// Dead-letter queue URL; permanent failures are sent there. Without it the queue's redrive
+    /// policy moves them (the queue must have one).
+    #[arg(long, env = "SQS_DLQ_URL")]
+    dlq_url: Option<String>,
+    /// Job slots: messages processed at once (default: the CPU count).
+    #[arg(long, env = "LONGWAVE_MAX_JOBS")]
+    max_jobs: Option<usize>,
+    /// Visibility timeout requested on receive, seconds; heartbeats renew it at half-life for
+    /// as long as a job runs.
+    #[arg(long, env = "LONGWAVE_VISIBILITY_TIMEOUT", default_value_t = 120)]
+    visibility_timeout: u64,
+    /// Long-poll wait, seconds (1–20).
+    #[arg(long, default_value_t = 20)]
+    wait_seconds: u64,
+    /// After SIGTERM/SIGINT, seconds running jobs may continue before they are cancelled and
+    /// their messages released (keep it under the container's stop timeout, 30 s on Fargate).
+    #[arg(long, env = "LONGWAVE_SHUTDOWN_GRACE", default_value_t = 25.0)]
+    shutdown_grace: f64,
+    /// Prometheus endpoint address (`/metrics`); `off` disables it.
+    #[arg(long, env = "LONGWAVE_METRICS_ADDR", default_value = "0.0.0.0:9000")]
+    metrics_addr: String,
+    /// Log format.
+    #[arg(long, env = "LONGWAVE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    log_format: LogFormat,
+    /// Output bucket for event messages (default: the input's bucket).
+    #[arg(long, env = "OUTPUT_BUCKET")]
+    output_bucket: Option<String>,
+    /// Output prefix for event messages (default: mapped from the input key, as `task`).
+    #[arg(long, env = "OUTPUT_PREFIX")]
+    output_prefix: Option<String>,
+    /// Job parameters for event messages (legacy parameters or a job spec, as `task`).
+    #[arg(long, env = "PROCESSING_PARAMS")]
+    processing_params: Option<String>,
+    /// Stop after handling this many messages (for tests and one-off drains).
+    #[arg(long, hide = true)]
+    max_messages: Option<u64>,
+}
+
+/// Starts logging for a long-running command: JSON or text lines on stderr, level from
+/// `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
+
+/// Parses a metrics address (`off` = none).
+pub fn metrics_addr(value: &str) -> Result<Option<SocketAddr>> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .with_context(|| format!("--metrics-addr {value:?} is not an address like 0.0.0.0:9000"))
+}
+
+/// Runs the worker until SIGTERM or SIGINT.
+pub fn run(args: WorkerArgs) -> Result<()> {
+    init_logging(args.log_format);
+    if let Some(addr) = metrics_addr(&args.metrics_addr)? {
+        telemetry::install_prometheus(addr)?;
+    }
+    if !args.shutdown_grace.is_finite() || args.shutdown_grace < 0.0 {
+        bail!(
+            "--shutdown-grace {} must be a number of seconds ≥ 0",
+            args.shutdown_grace
+        );
+    }
+    let shutdown = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&shutdown))
+            .context("cannot install the signal handlers")?;
+    }
+    let max_jobs = args.max_jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let config = WorkerConfig {
+        queue_url: args.queue_url,
+        dlq_url: args.dlq_url.filter(|u| !u.trim().is_empty()),
+        max_jobs,
+        visibility_timeout: Duration::from_secs(args.visibility_timeout),
+        wait_time: Duration::from_secs(args.wait_seconds),
+        shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
+        routing: Routing {
+            output_bucket: args.output_bucket.filter(|v| !v.trim().is_empty()),
+            output_prefix: args.output_prefix.filter(|v| !v.trim().is_empty()),
+            params: args.processing_params.filter(|v| !v.trim().is_empty()),
+        },
+        runner: RunnerConfig::default(),
+        s3: S3Settings::default(),
+        max_messages: args.max_messages,
+    };
+    worker::run(config, shutdown)?;
+    Ok(())
+}

@@ -1,0 +1,476 @@
+//! One message, start to end: parse it, skip jobs whose outputs are already complete, run the
+//! others, and decide what becomes of the message ([`Disposition`]).
+//!
+//! Runs on a job thread; the S3 and pipeline calls block. Nothing here touches the queue: the
+//! caller acts on the disposition, so the message is deleted only after every output and
+//! manifest is complete.
+
+use super::message::{parse_message, MessageError, Routing, WorkItem};
+use super::queue::Received;
+use crate::io::{ObjectRef, S3Context};
+use crate::job::{self, Job, JobError, Progress, RunnerConfig, TaskJob};
+use crate::telemetry::{names, OUTCOMES};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What the worker does with a message once its jobs ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disposition {
+    /// Every job is complete (or was already): delete the message.
+    Delete,
+    /// A transient failure: make the message visible again after `delay`.
+    Retry {
+        /// Backoff before the next attempt.
+        delay: Duration,
+    },
+    /// A permanent failure: to the dead-letter queue.
+    DeadLetter {
+        /// The failing job's error kind.
+        error_type: &'static str,
+        /// The error message.
+        reason: String,
+    },
+    /// The worker is shutting down and cancelled the job: visible again at once.
+    Release,
+    /// A permanent failure already copied to the explicit dead-letter queue: delete.
+    SentToDlq,
+}
+
+/// What one job's run came to.
+#[derive(Debug)]
+enum JobOutcome {
+    Success,
+    /// Complete outputs for this input version were already there.
+    Duplicate,
+    Failed {
+        error_type: &'static str,
+        reason: String,
+        retryable: bool,
+    },
+    Cancelled,
+}
+
+/// Everything a job thread needs, shared by all job threads.
+pub struct JobContext {
+    /// S3 access for inputs, outputs and manifests.
+    pub s3: Arc<S3Context>,
+    /// The DSP pool every job's chain runs on.
+    pub pool: Arc<rayon::ThreadPool>,
+    /// Pipeline tuning.
+    pub runner: RunnerConfig,
+    /// Output routing for event messages.
+    pub routing: Routing,
+    /// Set at the end of the shutdown grace period: running jobs stop without committing.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Progress of a worker job: nothing to show, but it carries the cancellation flag.
+struct CancelFlag<'a>(&'a AtomicBool);
+
+impl Progress for CancelFlag<'_> {
+    fn start(&self, _total_frames: Option<u64>) {}
+    fn advance(&self, _frames: u64) {}
+    fn finish(&self) {}
+    fn should_stop(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Handles one delivery and says what to do with the message.
+pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
+    let parsed = match parse_message(&message.body, &cx.routing) {
+        Ok(parsed) => parsed,
+        Err(error) => return rejected(message, &error),
+    };
+    metrics::counter!(names::JOBS_RECEIVED_TOTAL, "source" => parsed.kind.label()).increment(1);
+    if parsed.items.is_empty() {
+        tracing::info!(
+            job_id = %message.message_id,
+            source = parsed.kind.label(),
+            "Message has no job (test event or no object-created record); deleting it."
+        );
+        return Disposition::Delete;
+    }
+    let total: usize = parsed.items.iter().map(|i| i.plan.jobs.len()).sum();
+    let mut disposition = Disposition::Delete;
+    let mut n = 0;
+    for item in &parsed.items {
+        if let Some(copy) = &item.plan.preserve_original {
+            if let Err(error) = crate::io::copy_object(Some(&cx.s3), &item.plan.input, copy) {
+                let failed = JobOutcome::Failed {
+                    error_type: error.kind(),
+                    reason: error.to_string(),
+                    retryable: error.retryable(),
+                };
+                disposition = merge(disposition, to_disposition(&failed, message));
+                continue;
+            }
+        }
+        for task_job in &item.plan.jobs {
+            n += 1;
+            let job_id = if total > 1 {
+                format!("{}#{n}", message.message_id)
+            } else {
+                message.message_id.clone()
+            };
+            let span = tracing::info_span!(
+                "job",
+                job_id = %job_id,
+                key = %item.plan.input,
+                receive_count = message.receive_count
+            );
+            let _entered = span.enter();
+            let started = Instant::now();
+            tracing::info!(output = %task_job.output, "Job started.");
+            let outcome = run_job(cx, message, item, task_job);
+            let elapsed = started.elapsed().as_secs_f64();
+            record(&outcome, elapsed);
+            match &outcome {
+                JobOutcome::Success => {
+                    tracing::info!(outcome = "success", duration_s = elapsed, "Job finished.")
+                }
+                JobOutcome::Duplicate => tracing::info!(
+                    outcome = "duplicate",
+                    duration_s = elapsed,
+                    "Outputs for this input version are already complete; not reprocessing."
+                ),
+                JobOutcome::Failed {
+                    error_type,
+                    reason,
+                    retryable: true,
+                } => tracing::warn!(
+                    outcome = "retry",
+                    error_type,
+                    error = %reason,
+                    duration_s = elapsed,
+                    "Job failed; the message will be retried."
+                ),
+                JobOutcome::Failed {
+                    error_type, reason, ..
+                } => tracing::warn!(
+                    outcome = "failed",
+                    error_type,
+                    error = %reason,
+                    duration_s = elapsed,
+                    "Job failed permanently; the message goes to the dead-letter queue."
+                ),
+                JobOutcome::Cancelled => tracing::info!(
+                    outcome = "released",
+                    duration_s = elapsed,
+                    "Job cancelled by shutdown; nothing was committed."
+                ),
+            }
+            disposition = merge(disposition, to_disposition(&outcome, message));
+            if matches!(
+                disposition,
+                Disposition::Release | Disposition::Retry { .. }
+            ) {
+                // The whole message comes back; the jobs after this one run then.
+                return disposition;
+            }
+        }
+    }
+    disposition
+}
+
+/// A message that could not be parsed: counted, logged, dead-lettered.
+fn rejected(message: &Received, error: &MessageError) -> Disposition {
+    metrics::counter!(names::JOBS_RECEIVED_TOTAL, "source" => "invalid").increment(1);
+    let outcome = JobOutcome::Failed {
+        error_type: error.kind(),
+        reason: error.to_string(),
+        retryable: false,
+    };
+    record(&outcome, 0.0);
+    tracing::warn!(
+        job_id = %message.message_id,
+        outcome = "failed",
+        error_type = error.kind(),
+        error = %error,
+        "Message rejected; it goes to the dead-letter queue."
+    );
+    to_disposition(&outcome, message)
+}
+
+/// The more severe of two dispositions: release > retry > dead letter > delete.
+fn merge(a: Disposition, b: Disposition) -> Disposition {
+    fn rank(d: &Disposition) -> u8 {
+        match d {
+            Disposition::Delete => 0,
+            Disposition::DeadLetter { .. } | Disposition::SentToDlq => 1,
+            Disposition::Retry { .. } => 2,
+            Disposition::Release => 3,
+        }
+    }
+    if rank(&b) > rank(&a) {
+        b
+    } else {
+        a
+    }
+}
+
+fn to_disposition(outcome: &JobOutcome, message: &Received) -> Disposition {
+    match outcome {
+        JobOutcome::Success | JobOutcome::Duplicate => Disposition::Delete,
+        JobOutcome::Cancelled => Disposition::Release,
+        JobOutcome::Failed {
+            retryable: true, ..
+        } => Disposition::Retry {
+            delay: retry_delay(message.receive_count),
+        },
+        JobOutcome::Failed {
+            error_type, reason, ..
+        } => Disposition::DeadLetter {
+            error_type,
+            reason: reason.clone(),
+        },
+    }
+}
+
+/// Backoff before a retry: 10 s × 2^(deliveries − 1), capped at 15 min, with ±25 % jitter so
+/// messages that failed together do not come back together.
+pub fn retry_delay(receive_count: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let base = 10u64
+        .saturating_mul(1 << receive_count.saturating_sub(1).min(10))
+        .min(900);
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let factor = 0.75 + (random % 1000) as f64 / 2000.0;
+    Duration::from_secs_f64(base as f64 * factor)
+}
+
+fn record(outcome: &JobOutcome, seconds: f64) {
+    let (label, error_type) = match outcome {
+        JobOutcome::Success => ("success", "none"),
+        JobOutcome::Duplicate => ("duplicate", "none"),
+        JobOutcome::Failed {
+            error_type,
+            retryable: true,
+            ..
+        } => ("retry", *error_type),
+        JobOutcome::Failed { error_type, .. } => ("failed", *error_type),
+        JobOutcome::Cancelled => ("released", "cancelled"),
+    };
+    debug_assert!(OUTCOMES.contains(&label));
+    metrics::counter!(names::JOBS_FINISHED_TOTAL, "outcome" => label, "error_type" => error_type)
+        .increment(1);
+    metrics::histogram!(names::JOB_DURATION_SECONDS, "outcome" => label).record(seconds);
+}
+
+/// Where a job's manifest goes: `manifest.json` under an output prefix, `<name>.manifest.json`
+/// next to a single output object. Known before processing, so a redelivery can find it.
+pub fn manifest_location(output: &ObjectRef) -> ObjectRef {
+    if output.is_prefix() {
+        output.join("manifest.json")
+    } else {
+        match output {
+            ObjectRef::S3 { bucket, key } => ObjectRef::S3 {
+                bucket: bucket.clone(),
+                key: format!("{key}.manifest.json"),
+            },
+            ObjectRef::File(path) => {
+                let mut name = path.as_os_str().to_owned();
+                name.push(".manifest.json");
+                ObjectRef::File(name.into())
+            }
+        }
+    }
+}
+
+/// The largest manifest the worker reads back (a split into thousands of pieces stays far
+/// below it).
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
+
+fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob) -> JobOutcome {
+    let manifest = manifest_location(&task.output);
+    let ObjectRef::S3 {
+        bucket: in_bucket,
+        key: in_key,
+    } = &item.plan.input
+    else {
+        return JobOutcome::Failed {
+            error_type: "invalid_message",
+            reason: format!("{}: the worker reads S3 objects only", item.plan.input),
+            retryable: false,
+        };
+    };
+    // Idempotency: the current input version against a complete manifest.
+    match already_complete(cx, in_bucket, in_key, &manifest, task) {
+        Ok(true) => return JobOutcome::Duplicate,
+        Ok(false) => {}
+        Err(error) => {
+            return JobOutcome::Failed {
+                error_type: error.kind(),
+                reason: error.to_string(),
+                retryable: error.retryable(),
+            }
+        }
+    }
+    let job = Job {
+        input: item.plan.input.clone(),
+        output: Some(task.output.clone()),
+        preset: task.preset.clone(),
+        chain: task.chain.clone(),
+        format: task.format,
+        manifest: Some(manifest.clone()),
+    };
+    let progress = CancelFlag(&cx.cancel);
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        job::run(&job, Some(&cx.s3), &cx.runner, &cx.pool, &progress)
+    }));
+    let error = match result {
+        Ok(Ok(_)) => return JobOutcome::Success,
+        Ok(Err(JobError::Cancelled { .. })) => return JobOutcome::Cancelled,
+        Ok(Err(error)) if error.kind() == "already_exists" => {
+            // Another delivery of the same message committed the output first.
+            return JobOutcome::Duplicate;
+        }
+        Ok(Err(error)) => error,
+        Err(panic) => JobError::Panic {
+            input: item.plan.input.to_string(),
+            what: panic_text(panic.as_ref()),
+        },
+    };
+    if error.retryable() {
+        return JobOutcome::Failed {
+            error_type: error.kind(),
+            reason: error.to_string(),
+            retryable: true,
+        };
+    }
+    write_failure_manifest(cx, &manifest, message, item, task, &error);
+    JobOutcome::Failed {
+        error_type: error.kind(),
+        reason: error.to_string(),
+        retryable: false,
+    }
+}
+
+/// True when `manifest` exists, describes a successful run of the same chain on the input's
+/// current version (same ETag).
+fn already_complete(
+    cx: &JobContext,
+    bucket: &str,
+    key: &str,
+    manifest: &ObjectRef,
+    task: &TaskJob,
+) -> Result<bool, crate::io::IoError> {
+    let ObjectRef::S3 {
+        bucket: m_bucket,
+        key: m_key,
+    } = manifest
+    else {
+        return Ok(false);
+    };
+    let Some(etag) = cx.s3.head_etag(bucket, key)? else {
+        return Ok(false); // the run reports the missing input
+    };
+    let Some(bytes) = cx
+        .s3
+        .get_small_object(m_bucket, m_key, MAX_MANIFEST_BYTES)?
+    else {
+        return Ok(false);
+    };
+    let Ok(existing) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(false); // unreadable: process again, which rewrites it
+    };
+    let chain = serde_json::to_value(&task.chain).ok();
+    Ok(existing.get("status").is_none()
+        && existing.pointer("/input/etag").and_then(|v| v.as_str()) == Some(etag.as_str())
+        && existing.get("chain") == chain.as_ref())
+}
+
+/// Writes `{"status":"failed", …}` where the manifest would have gone, so whoever looks for the
+/// result finds the reason. Best effort: a failure to write it is logged, the message still
+/// goes to the dead-letter queue with the reason.
+fn write_failure_manifest(
+    cx: &JobContext,
+    manifest: &ObjectRef,
+    message: &Received,
+    item: &WorkItem,
+    task: &TaskJob,
+    error: &JobError,
+) {
+    let failed_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let body = serde_json::json!({
+        "status": "failed",
+        "longwave_version": env!("CARGO_PKG_VERSION"),
+        "input": {
+            "path": item.plan.input.to_string(),
+            "etag": item.etag,
+            "version_id": item.version_id,
+        },
+        "preset": task.preset,
+        "chain": task.chain,
+        "output": task.output.to_string(),
+        "error": {
+            "kind": error.kind(),
+            "message": error.to_string(),
+            "retryable": false,
+        },
+        "message_id": message.message_id,
+        "receive_count": message.receive_count,
+        "failed_at_unix_s": failed_at,
+    });
+    let mut json = serde_json::to_vec_pretty(&body).unwrap_or_default();
+    json.push(b'\n');
+    if let Err(e) = crate::io::put_bytes(Some(&cx.s3), manifest, json, Some("application/json")) {
+        tracing::warn!(error = %e, manifest = %manifest, "Cannot write the failure manifest.");
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("panic: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("panic: {s}")
+    } else {
+        "panic".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_grows_and_is_capped() {
+        let first = retry_delay(1).as_secs_f64();
+        assert!((7.5..=12.5).contains(&first), "{first}");
+        let third = retry_delay(3).as_secs_f64();
+        assert!((30.0..=50.0).contains(&third), "{third}");
+        let late = retry_delay(40).as_secs_f64();
+        assert!((675.0..=1125.0).contains(&late), "{late}");
+    }
+
+    #[test]
+    fn manifest_sits_under_a_prefix_or_beside_an_object() {
+        let prefix = ObjectRef::parse("s3://bkt/processed/a/").unwrap();
+        assert_eq!(
+            manifest_location(&prefix).to_string(),
+            "s3://bkt/processed/a/manifest.json"
+        );
+        let object = ObjectRef::parse("s3://bkt/out/a.mp3").unwrap();
+        assert_eq!(
+            manifest_location(&object).to_string(),
+            "s3://bkt/out/a.mp3.manifest.json"
+        );
+    }
+
+    #[test]
+    fn merge_keeps_the_most_severe() {
+        let dead = Disposition::DeadLetter {
+            error_type: "corrupt",
+            reason: "x".into(),
+        };
+        assert_eq!(merge(Disposition::Delete, dead.clone()), dead);
+        assert_eq!(merge(dead.clone(), Disposition::Delete), dead);
+        assert_eq!(merge(dead, Disposition::Release), Disposition::Release);
+    }
+}

@@ -1,0 +1,807 @@
+//! `longwave worker` end to end against the local SQS/S3 server the test command starts
+//! (scripts/test.sh → scripts/local-aws.sh). The worker runs as a real process; the aws CLI is
+//! the independent client that uploads inputs, sends messages, and inspects queues and buckets.
+
+#![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
+
+use longwave::telemetry::CATALOGUE;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").expect(
+        "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh (it starts the local \
+         S3/SQS server)",
+    )
+}
+
+fn aws(args: &[&str]) -> Output {
+    let cli = std::env::var("LONGWAVE_AWS_CLI").expect("LONGWAVE_AWS_CLI (set by local-aws.sh)");
+    Command::new(cli)
+        .args(["--endpoint-url", &endpoint()])
+        .args(args)
+        .output()
+        .expect("aws CLI runs")
+}
+
+fn aws_ok(args: &[&str]) -> String {
+    let out = aws(args);
+    assert!(
+        out.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn unique(test: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "lw-{test}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn bucket(test: &str) -> String {
+    let name = unique(test);
+    aws_ok(&["s3", "mb", &format!("s3://{name}")]);
+    name
+}
+
+/// A queue and its dead-letter queue; `redrive` = the queue moves messages to the DLQ after
+/// that many receives.
+struct Queues {
+    url: String,
+    dlq: String,
+}
+
+fn queues(test: &str, redrive: Option<u32>) -> Queues {
+    let name = unique(test);
+    let dlq_name = format!("{name}-dlq");
+    let dlq: serde_json::Value =
+        serde_json::from_str(&aws_ok(&["sqs", "create-queue", "--queue-name", &dlq_name])).unwrap();
+    let dlq = dlq["QueueUrl"].as_str().unwrap().to_string();
+    let mut args = vec!["sqs", "create-queue", "--queue-name", &name];
+    let attributes;
+    if let Some(count) = redrive {
+        let arn = format!("arn:aws:sqs:us-east-1:123456789012:{dlq_name}");
+        let policy =
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": count.to_string()});
+        attributes = serde_json::json!({ "RedrivePolicy": policy.to_string() }).to_string();
+        args.extend(["--attributes", &attributes]);
+    }
+    let url: serde_json::Value = serde_json::from_str(&aws_ok(&args)).unwrap();
+    Queues {
+        url: url["QueueUrl"].as_str().unwrap().to_string(),
+        dlq,
+    }
+}
+
+fn send(queue: &str, body: &str) {
+    aws_ok(&[
+        "sqs",
+        "send-message",
+        "--queue-url",
+        queue,
+        "--message-body",
+        body,
+    ]);
+}
+
+/// (visible, in flight) message counts.
+fn depth(queue: &str) -> (u64, u64) {
+    let out = aws_ok(&[
+        "sqs",
+        "get-queue-attributes",
+        "--queue-url",
+        queue,
+        "--attribute-names",
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let get = |name: &str| v["Attributes"][name].as_str().unwrap().parse().unwrap();
+    (
+        get("ApproximateNumberOfMessages"),
+        get("ApproximateNumberOfMessagesNotVisible"),
+    )
+}
+
+fn upload(path: &Path, bucket: &str, key: &str) {
+    aws_ok(&[
+        "s3",
+        "cp",
+        path.to_str().unwrap(),
+        &format!("s3://{bucket}/{key}"),
+        "--only-show-errors",
+    ]);
+}
+
+fn keys(bucket: &str, prefix: &str) -> Vec<String> {
+    let out = aws_ok(&[
+        "s3api",
+        "list-objects-v2",
+        "--bucket",
+        bucket,
+        "--prefix",
+        prefix,
+    ]);
+    if out.trim().is_empty() {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["Contents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|o| o["Key"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn get_json(bucket: &str, key: &str, dir: &Path) -> serde_json::Value {
+    let path = dir.join(unique("get"));
+    aws_ok(&[
+        "s3",
+        "cp",
+        &format!("s3://{bucket}/{key}"),
+        path.to_str().unwrap(),
+        "--only-show-errors",
+    ]);
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn pending_uploads(bucket: &str) -> usize {
+    aws_ok(&["s3api", "list-multipart-uploads", "--bucket", bucket])
+        .matches("\"UploadId\"")
+        .count()
+}
+
+/// A generated speech-like recording of `seconds` (`.wav`, `.mp3` or `.flac` by `name`).
+fn generate(dir: &Path, name: &str, seconds: u32) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new(env!("CARGO_BIN_EXE_longwave"))
+        .args(["generate", "--seconds", &seconds.to_string()])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A worker process, killed on drop; its JSON log goes to a file for diagnosis.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+    metrics_port: u16,
+}
+
+impl Worker {
+    fn start(queue: &str, extra: &[&str], env: &[(&str, &str)], dir: &Path) -> Worker {
+        let metrics_port = free_port();
+        let log = dir.join(format!("{}.log", unique("worker")));
+        let child = Command::new(env!("CARGO_BIN_EXE_longwave"))
+            .args(["worker", "--queue-url", queue, "--wait-seconds", "1"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let worker = Worker {
+            child,
+            log,
+            metrics_port,
+        };
+        worker.wait_for("the metrics endpoint", Duration::from_secs(30), |w| {
+            w.try_scrape().is_some()
+        });
+        worker
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn try_scrape(&self) -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        stream
+            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.").then(|| body.to_string())
+    }
+
+    fn scrape(&self) -> String {
+        self.try_scrape()
+            .unwrap_or_else(|| panic!("cannot scrape /metrics; log:\n{}", self.log()))
+    }
+
+    /// The value of one sample line (`name{labels} value`), summed over lines whose labels
+    /// contain every `labels` pair.
+    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        sample_sum(&self.scrape(), name, labels)
+    }
+
+    fn wait_for(&self, what: &str, timeout: Duration, mut done: impl FnMut(&Self) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}; worker log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "worker did not exit within {timeout:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sample_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            (metric == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\""))))
+            .then(|| value.parse::<f64>().ok())
+            .flatten()
+        })
+        .sum()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+const LONG_WAIT: Duration = Duration::from_secs(240);
+
+#[test]
+fn twenty_jobs_three_corrupt_one_invalid_end_in_sixteen_outputs_and_four_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("twenty");
+    let q = queues("twenty", None);
+    let good_mp3 = generate(dir.path(), "good.mp3", 4);
+    let good_wav = generate(dir.path(), "good.wav", 4);
+    // Corrupt inputs: random bytes named .mp3, text named .flac, a WAV cut in half.
+    let noise = dir.path().join("noise.mp3");
+    std::fs::write(
+        &noise,
+        (0..50_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let text = dir.path().join("notes.flac");
+    std::fs::write(&text, "these are meeting notes, not audio\n".repeat(100)).unwrap();
+    let cut = dir.path().join("cut.wav");
+    let wav_bytes = std::fs::read(&good_wav).unwrap();
+    std::fs::write(&cut, &wav_bytes[..wav_bytes.len() / 2]).unwrap();
+    upload(&good_mp3, &b, "in/good.mp3");
+    upload(&good_wav, &b, "in/good.wav");
+    upload(&noise, &b, "in/noise.mp3");
+    upload(&text, &b, "in/notes.flac");
+    upload(&cut, &b, "in/cut.wav");
+
+    for i in 0..16 {
+        let body = if i % 2 == 0 {
+            serde_json::json!({"input": format!("s3://{b}/in/good.mp3"), "output": format!("s3://{b}/out/{i}/"), "preset": "8d"})
+        } else {
+            serde_json::json!({"input": format!("s3://{b}/in/good.wav"), "output": format!("s3://{b}/out/{i}/"), "chain": [{"type": "gain", "gain_db": -3.0}], "format": "flac"})
+        };
+        send(&q.url, &body.to_string());
+    }
+    for (i, key) in ["in/noise.mp3", "in/notes.flac", "in/cut.wav"]
+        .iter()
+        .enumerate()
+    {
+        let body = serde_json::json!({"input": format!("s3://{b}/{key}"), "output": format!("s3://{b}/bad/{i}/"), "preset": "8d"});
+        send(&q.url, &body.to_string());
+    }
+    send(
+        &q.url,
+        &serde_json::json!({"input": format!("s3://{b}/in/good.mp3"), "output": format!("s3://{b}/out/x/"), "preset": "9d"}).to_string(),
+    );
+
+    let worker = Worker::start(
+        &q.url,
+        &["--dlq-url", &q.dlq, "--max-jobs", "4"],
+        &[],
+        dir.path(),
+    );
+    // Messages are settled (deleted, dead-lettered) just after their jobs are counted.
+    worker.wait_for("20 finished jobs, 20 settled messages", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[]) >= 20.0
+            && w.metric("longwave_dead_lettered_messages_total", &[]) >= 4.0
+    });
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "success")]),
+        16.0
+    );
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "failed")]),
+        4.0
+    );
+    assert_eq!(
+        worker.metric(
+            "longwave_jobs_finished_total",
+            &[("outcome", "failed"), ("error_type", "invalid_spec")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        worker.metric(
+            "longwave_dead_lettered_messages_total",
+            &[("route", "explicit")]
+        ),
+        4.0
+    );
+    wait_until("the queue to drain", Duration::from_secs(30), || {
+        depth(&q.url) == (0, 0)
+    });
+    assert_eq!(depth(&q.dlq).0, 4);
+
+    let out = keys(&b, "out/");
+    for i in 0..16 {
+        let ext = if i % 2 == 0 { "mp3" } else { "flac" };
+        assert!(
+            out.contains(&format!("out/{i}/good.{ext}")),
+            "output {i} missing: {out:?}"
+        );
+        assert!(
+            out.contains(&format!("out/{i}/manifest.json")),
+            "manifest {i} missing"
+        );
+    }
+    assert_eq!(out.len(), 32, "{out:?}");
+    // Each corrupt input left a failure manifest saying why, and no output.
+    let bad = keys(&b, "bad/");
+    assert_eq!(bad.len(), 3, "{bad:?}");
+    for i in 0..3 {
+        let m = get_json(&b, &format!("bad/{i}/manifest.json"), dir.path());
+        assert_eq!(m["status"], "failed");
+        assert_eq!(m["error"]["retryable"], false);
+        assert!(
+            m["error"]["message"].as_str().unwrap().contains("in/"),
+            "{m}"
+        );
+    }
+    // The DLQ copies carry the reason.
+    let dlq = aws_ok(&[
+        "sqs",
+        "receive-message",
+        "--queue-url",
+        &q.dlq,
+        "--max-number-of-messages",
+        "10",
+        "--message-attribute-names",
+        "All",
+        "--visibility-timeout",
+        "30",
+    ]);
+    assert!(dlq.contains("longwave_error_type"), "{dlq}");
+    assert!(dlq.contains("invalid_spec"), "{dlq}");
+    assert_eq!(pending_uploads(&b), 0);
+
+    // The worker is still serving: one more job completes.
+    let mut worker = worker;
+    assert!(worker.child.try_wait().unwrap().is_none(), "worker exited");
+    send(&q.url, &serde_json::json!({"input": format!("s3://{b}/in/good.wav"), "output": format!("s3://{b}/late/"), "preset": "transcode"}).to_string());
+    worker.wait_for("the 21st job", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "success")]) >= 17.0
+    });
+    assert!(keys(&b, "late/")
+        .iter()
+        .any(|k| k.ends_with("manifest.json")));
+    worker.signal("TERM");
+    assert!(worker.wait_exit(Duration::from_secs(30)).success());
+}
+
+#[test]
+fn metrics_endpoint_serves_every_catalogue_entry_with_its_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("metrics");
+    let q = queues("metrics", Some(3));
+    upload(&generate(dir.path(), "m.mp3", 3), &b, "in/m.mp3");
+    send(&q.url, &serde_json::json!({"input": format!("s3://{b}/in/m.mp3"), "output": format!("s3://{b}/out/"), "preset": "8d"}).to_string());
+    let worker = Worker::start(&q.url, &["--max-jobs", "1"], &[], dir.path());
+    worker.wait_for("the job", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "success")]) >= 1.0
+    });
+    // RSS is sampled every few seconds.
+    worker.wait_for("an RSS sample", Duration::from_secs(20), |w| {
+        w.metric("longwave_memory_rss_bytes", &[]) > 0.0
+    });
+    let text = worker.scrape();
+    for def in CATALOGUE {
+        let type_line = format!("# TYPE {} {}", def.name, def.kind.prometheus_type());
+        assert!(
+            text.contains(&type_line),
+            "missing `{type_line}` in:\n{text}"
+        );
+        let sample_name = match def.kind {
+            longwave::telemetry::MetricKind::Histogram => format!("{}_bucket", def.name),
+            _ => def.name.to_string(),
+        };
+        let sample = text
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!("{sample_name}{{"))
+                    || l.starts_with(&format!("{sample_name} "))
+            })
+            .unwrap_or_else(|| panic!("no sample of {}", def.name));
+        for label in def.labels {
+            assert!(
+                sample.contains(&format!("{label}=\"")),
+                "{} lacks label {label}: {sample}",
+                def.name
+            );
+        }
+    }
+    // Histograms have explicit buckets (not summaries), up to hours for job durations.
+    assert!(
+        text.contains("longwave_job_duration_seconds_bucket{outcome=\"success\",le=\"14400\"}"),
+        "{text}"
+    );
+    assert!(worker.metric("longwave_audio_processed_seconds_total", &[]) >= 3.0);
+    assert!(
+        worker.metric(
+            "longwave_stage_processed_frames_total",
+            &[("stage", "pan8d")]
+        ) >= 3.0 * 44_100.0
+    );
+    assert!(worker.metric("longwave_source_read_bytes_total", &[]) > 10_000.0);
+    assert!(worker.metric("longwave_sink_written_bytes_total", &[]) > 10_000.0);
+    assert_eq!(worker.metric("longwave_job_slots", &[]), 1.0);
+    assert!(worker.metric("longwave_memory_budget_bytes", &[]) > 64.0 * 1024.0 * 1024.0);
+    assert!(
+        worker.metric(
+            "longwave_s3_request_duration_seconds_count",
+            &[("op", "get_object"), ("outcome", "ok")]
+        ) >= 1.0
+    );
+    assert_eq!(
+        worker.metric(
+            "longwave_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    // No job id or key in any label.
+    assert!(
+        !text.contains("in/m.mp3") && !text.contains(&b),
+        "high-cardinality label leaked"
+    );
+}
+
+#[test]
+fn a_job_longer_than_the_visibility_timeout_is_extended_and_processed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("heartbeat");
+    let q = queues("heartbeat", Some(5));
+    // Six minutes of MP3 through the 8D chain takes several seconds: many 2-second windows.
+    upload(&generate(dir.path(), "long.mp3", 360), &b, "in/long.mp3");
+    send(&q.url, &serde_json::json!({"input": format!("s3://{b}/in/long.mp3"), "output": format!("s3://{b}/out/"), "preset": "8d"}).to_string());
+    let worker = Worker::start(
+        &q.url,
+        &["--visibility-timeout", "2", "--max-jobs", "2"],
+        &[],
+        dir.path(),
+    );
+    worker.wait_for("the job", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[]) >= 1.0
+    });
+    let text = worker.scrape();
+    let duration = sample_sum(&text, "longwave_job_duration_seconds_sum", &[]);
+    assert!(
+        duration > 2.0,
+        "the job took {duration} s: too short to need a heartbeat"
+    );
+    assert!(
+        sample_sum(&text, "longwave_queue_visibility_extensions_total", &[]) >= 2.0,
+        "{text}"
+    );
+    // Processed once: one success, nothing else (a second delivery would show as another
+    // finished job), and the message is gone.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(worker.metric("longwave_jobs_finished_total", &[]), 1.0);
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "success")]),
+        1.0
+    );
+    assert_eq!(depth(&q.url), (0, 0));
+    assert_eq!(depth(&q.dlq), (0, 0));
+    assert_eq!(
+        keys(&b, "out/"),
+        vec!["out/long.mp3".to_string(), "out/manifest.json".to_string()]
+    );
+}
+
+/// The 8D chain to a WAV: slow enough to interrupt, and large enough to be a multipart upload.
+fn long_wav_job(b: &str) -> String {
+    serde_json::json!({
+        "input": format!("s3://{b}/in/long.mp3"),
+        "output": format!("s3://{b}/out/"),
+        "chain": [{"type": "pan8d"}, {"type": "reverb"}, {"type": "limiter"}],
+        "format": "wav",
+    })
+    .to_string()
+}
+
+#[test]
+fn sigterm_mid_job_aborts_the_upload_releases_the_message_and_another_worker_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("sigterm");
+    let q = queues("sigterm", Some(5));
+    upload(&generate(dir.path(), "long.mp3", 360), &b, "in/long.mp3");
+    send(&q.url, &long_wav_job(&b));
+    // Visibility far longer than the test: only the release can bring the message back soon.
+    let mut first = Worker::start(
+        &q.url,
+        &[
+            "--visibility-timeout",
+            "300",
+            "--shutdown-grace",
+            "0.5",
+            "--max-jobs",
+            "1",
+        ],
+        &[],
+        dir.path(),
+    );
+    first.wait_for("a multipart upload in progress", LONG_WAIT, |_| {
+        pending_uploads(&b) > 0
+    });
+    first.signal("TERM");
+    let status = first.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "exit {status:?}; log:\n{}", first.log());
+    assert!(
+        first.log().contains("Job cancelled by shutdown"),
+        "{}",
+        first.log()
+    );
+    assert_eq!(keys(&b, "out/"), Vec::<String>::new(), "no partial object");
+    assert_eq!(pending_uploads(&b), 0, "the upload was aborted");
+    wait_until("the released message", Duration::from_secs(10), || {
+        depth(&q.url).0 == 1
+    });
+
+    let second = Worker::start(&q.url, &["--max-jobs", "1"], &[], dir.path());
+    second.wait_for("the job", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "success")]) >= 1.0
+    });
+    assert_eq!(
+        keys(&b, "out/"),
+        vec!["out/long.wav".to_string(), "out/manifest.json".to_string()]
+    );
+    let manifest = get_json(&b, "out/manifest.json", dir.path());
+    assert!((manifest["input"]["duration_s"].as_f64().unwrap() - 360.0).abs() < 0.1);
+    assert_eq!(depth(&q.url), (0, 0));
+}
+
+#[test]
+fn a_worker_killed_mid_job_is_replaced_and_the_job_completes_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("sigkill");
+    let q = queues("sigkill", Some(5));
+    upload(&generate(dir.path(), "long.mp3", 360), &b, "in/long.mp3");
+    send(&q.url, &long_wav_job(&b));
+    let mut first = Worker::start(
+        &q.url,
+        &["--visibility-timeout", "3", "--max-jobs", "1"],
+        &[],
+        dir.path(),
+    );
+    first.wait_for("a multipart upload in progress", LONG_WAIT, |_| {
+        pending_uploads(&b) > 0
+    });
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    assert_eq!(keys(&b, "out/"), Vec::<String>::new());
+
+    // The replacement gets the message once its visibility (3 s, no more heartbeats) runs out.
+    let second = Worker::start(
+        &q.url,
+        &["--visibility-timeout", "3", "--max-jobs", "1"],
+        &[],
+        dir.path(),
+    );
+    second.wait_for("the job", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[]) >= 1.0
+    });
+    std::thread::sleep(Duration::from_secs(4)); // a wrong second delivery would show by now
+    assert_eq!(second.metric("longwave_jobs_finished_total", &[]), 1.0);
+    assert_eq!(
+        second.metric("longwave_jobs_finished_total", &[("outcome", "success")]),
+        1.0
+    );
+    assert_eq!(
+        keys(&b, "out/"),
+        vec!["out/long.wav".to_string(), "out/manifest.json".to_string()]
+    );
+    assert_eq!(depth(&q.url), (0, 0));
+    assert_eq!(depth(&q.dlq), (0, 0));
+    // The killed worker's upload is left pending (nothing could abort it); the bucket's
+    // AbortIncompleteMultipartUpload lifecycle rule removes it (deploy/README.md).
+    assert!(pending_uploads(&b) <= 1);
+}
+
+#[test]
+fn every_message_shape_is_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("shapes");
+    let q = queues("shapes", Some(3));
+    let input = generate(dir.path(), "s.mp3", 3);
+    for key in [
+        "in/s3 event+1.mp3",
+        "in/eb+key.mp3",
+        "in/via sns.mp3",
+        "in/legacy.mp3",
+        "in/plain.mp3",
+    ] {
+        upload(&input, &b, key);
+    }
+    let record = |key: &str| {
+        serde_json::json!({
+            "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+            "eventTime": "2026-11-22T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:X"}, "requestParameters": {"sourceIPAddress": "10.0.0.1"},
+            "responseElements": {"x-amz-request-id": "R", "x-amz-id-2": "I"},
+            "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
+                   "bucket": {"name": b, "ownerIdentity": {"principalId": "P"}, "arn": format!("arn:aws:s3:::{b}")},
+                   "object": {"key": key, "size": 1000, "eTag": "e", "sequencer": "0055AED6DCD90281E5"}}
+        })
+    };
+    // S3 event: the key is form-URL-encoded ("+" is a space, "%2B" a plus).
+    send(
+        &q.url,
+        &serde_json::json!({"Records": [record("in/s3+event%2B1.mp3")]}).to_string(),
+    );
+    send(&q.url, &serde_json::json!({"Service": "Amazon S3", "Event": "s3:TestEvent", "Time": "2026-11-22T10:00:00.000Z", "Bucket": b, "RequestId": "R", "HostId": "H"}).to_string());
+    send(&q.url, &serde_json::json!({
+        "version": "0", "id": "1", "detail-type": "Object Created", "source": "aws.s3",
+        "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
+        "resources": [format!("arn:aws:s3:::{b}")],
+        "detail": {"version": "0", "bucket": {"name": b}, "object": {"key": "in/eb+key.mp3", "size": 1000, "etag": "e", "sequencer": "1"},
+                   "request-id": "R", "requester": "123456789012", "reason": "PutObject"}
+    }).to_string());
+    let inner = serde_json::json!({"Records": [record("in/via+sns.mp3")]}).to_string();
+    send(&q.url, &serde_json::json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": inner, "Timestamp": "2026-11-22T10:00:00.000Z"}).to_string());
+    send(&q.url, &serde_json::json!({"S3_BUCKET": b, "S3_KEY": "in/legacy.mp3", "PROCESSING_PARAMS": {"createOneShot": false, "outputFormats": ["wav"]}}).to_string());
+    send(&q.url, &serde_json::json!({"input": format!("s3://{b}/in/plain.mp3"), "output": format!("s3://{b}/plain/out.flac"), "preset": "transcode"}).to_string());
+
+    let worker = Worker::start(
+        &q.url,
+        &["--max-jobs", "2"],
+        &[("PROCESSING_PARAMS", r#"{"preset":"8d"}"#)],
+        dir.path(),
+    );
+    worker.wait_for("five jobs and the test event", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_received_total", &[]) >= 6.0
+            && w.metric("longwave_jobs_finished_total", &[]) >= 5.0
+    });
+    let text = worker.scrape();
+    assert_eq!(
+        sample_sum(
+            &text,
+            "longwave_jobs_finished_total",
+            &[("outcome", "success")]
+        ),
+        5.0,
+        "{}",
+        worker.log()
+    );
+    for (source, n) in [
+        ("s3", 1.0),
+        ("test_event", 1.0),
+        ("eventbridge", 1.0),
+        ("sns", 1.0),
+        ("legacy", 1.0),
+        ("job", 1.0),
+    ] {
+        assert_eq!(
+            sample_sum(&text, "longwave_jobs_received_total", &[("source", source)]),
+            n,
+            "{source}"
+        );
+    }
+    let out = keys(&b, "");
+    for expected in [
+        "processed/in/s3 event+1/s3 event+1.mp3",
+        "processed/in/eb+key/eb+key.mp3",
+        "processed/in/via sns/via sns.mp3",
+        "processed/in/legacy/legacy.wav",
+        "plain/out.flac",
+        "plain/out.flac.manifest.json",
+    ] {
+        assert!(
+            out.iter().any(|k| k == expected),
+            "{expected} missing from {out:?}; log:\n{}",
+            worker.log()
+        );
+    }
+    wait_until("the queue to drain", Duration::from_secs(20), || {
+        depth(&q.url) == (0, 0)
+    });
+    assert_eq!(
+        depth(&q.dlq),
+        (0, 0),
+        "the test event must not be dead-lettered"
+    );
+
+    // A redelivered event for an input whose outputs are complete is acknowledged as a
+    // duplicate, without reprocessing.
+    send(
+        &q.url,
+        &serde_json::json!({"Records": [record("in/s3+event%2B1.mp3")]}).to_string(),
+    );
+    worker.wait_for("the duplicate", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "duplicate")]) >= 1.0
+    });
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "success")]),
+        5.0
+    );
+}
