@@ -805,3 +805,44 @@ fn every_message_shape_is_understood() {
         5.0
     );
 }
+
+#[test]
+fn an_unreachable_s3_is_a_retryable_failure_and_the_message_waits_for_a_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("retry");
+    let q = queues("retry", Some(3));
+    upload(&generate(dir.path(), "r.mp3", 2), &b, "in/r.mp3");
+    send(
+        &q.url,
+        &serde_json::json!({"input": format!("s3://{b}/in/r.mp3"), "output": format!("s3://{b}/out/"), "preset": "8d"}).to_string(),
+    );
+    // SQS is reachable, S3 is not (a closed port): a network failure, not the input's fault.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let worker = Worker::start(
+        &q.url,
+        &["--max-jobs", "1"],
+        &[
+            ("AWS_ENDPOINT_URL_S3", closed.as_str()),
+            ("AWS_MAX_ATTEMPTS", "1"),
+        ],
+        dir.path(),
+    );
+    worker.wait_for("the failed attempt", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "retry")]) >= 1.0
+    });
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "failed")]),
+        0.0
+    );
+    // Released with a backoff (about 10 s on the first delivery): in flight, not visible, not
+    // dead-lettered, no failure manifest.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(depth(&q.url), (0, 1));
+    assert_eq!(depth(&q.dlq), (0, 0));
+    assert_eq!(keys(&b, "out/"), Vec::<String>::new());
+    assert!(
+        worker.log().contains("\"outcome\":\"retry\""),
+        "{}",
+        worker.log()
+    );
+}
