@@ -846,3 +846,46 @@ fn an_unreachable_s3_is_a_retryable_failure_and_the_message_waits_for_a_retry() 
         worker.log()
     );
 }
+
+fn worker_error(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_longwave"))
+        .arg("worker")
+        .args(["--metrics-addr", "off", "--log-format", "text"])
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("SQS_QUEUE_URL")
+        .output()
+        .unwrap();
+    // 1 for a refused setting, 2 for clap's usage errors.
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn absurd_settings_and_unusable_queues_are_refused_with_a_clear_reason() {
+    let q = queues("refuse", Some(3));
+    let err = worker_error(&["--queue-url", &q.url, "--max-jobs", "0"], &[]);
+    assert!(err.contains("--max-jobs 0 is outside 1..=256"), "{err}");
+    let err = worker_error(&["--queue-url", &q.url, "--visibility-timeout", "1"], &[]);
+    assert!(err.contains("--visibility-timeout 1 s is outside"), "{err}");
+    let err = worker_error(
+        &["--queue-url", &q.url],
+        &[("PROCESSING_PARAMS", r#"{"preset":"9d"}"#)],
+    );
+    assert!(
+        err.contains("PROCESSING_PARAMS") && err.contains("9d"),
+        "{err}"
+    );
+    let err = worker_error(&[], &[]);
+    assert!(err.contains("--queue-url"), "{err}");
+    let missing = format!("{}/123456789012/{}", endpoint(), unique("nope"));
+    let err = worker_error(&["--queue-url", &missing], &[]);
+    assert!(
+        err.contains("GetQueueAttributes") && err.contains(&missing),
+        "{err}"
+    );
+    // Without a redrive policy and without --dlq-url a poison message could never leave.
+    let bare = queues("bare", None);
+    let err = worker_error(&["--queue-url", &bare.url], &[]);
+    assert!(err.contains("no redrive policy"), "{err}");
+}

@@ -80,6 +80,11 @@ pub fn init_logging(format: LogFormat) {
             .try_init(),
         LogFormat::Text => builder.with_ansi(false).try_init(),
     };
+    // A panic inside a job is caught and fails that job; log it as a log line (with the job's
+    // span) rather than as bare text on stderr.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "A thread panicked; its job fails, the worker carries on.");
+    }));
 }
 
 /// Parses a metrics address (`off` = none).
