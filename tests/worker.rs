@@ -889,3 +889,46 @@ fn absurd_settings_and_unusable_queues_are_refused_with_a_clear_reason() {
     let err = worker_error(&["--queue-url", &bare.url], &[]);
     assert!(err.contains("no redrive policy"), "{err}");
 }
+
+#[test]
+fn a_different_input_aimed_at_an_existing_output_is_dead_lettered_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("clash");
+    let q = queues("clash", None);
+    upload(&generate(dir.path(), "a.mp3", 2), &b, "in/a.mp3");
+    upload(&generate(dir.path(), "b.mp3", 3), &b, "in/b.mp3");
+    let job = |key: &str| {
+        serde_json::json!({"input": format!("s3://{b}/{key}"), "output": format!("s3://{b}/same/x.mp3"), "preset": "8d"})
+            .to_string()
+    };
+    send(&q.url, &job("in/a.mp3"));
+    let worker = Worker::start(
+        &q.url,
+        &["--dlq-url", &q.dlq, "--max-jobs", "1"],
+        &[],
+        dir.path(),
+    );
+    worker.wait_for("the first job", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "success")]) >= 1.0
+    });
+    // Another input, same output key: its commit meets the first output, and no manifest for
+    // its own input ever appears, so it must not count as a duplicate.
+    send(&q.url, &job("in/b.mp3"));
+    worker.wait_for("the second job", LONG_WAIT, |w| {
+        w.metric("longwave_dead_lettered_messages_total", &[]) >= 1.0
+    });
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "duplicate")]),
+        0.0
+    );
+    assert_eq!(depth(&q.dlq).0, 1);
+    let manifest = get_json(&b, "same/x.mp3.manifest.json", dir.path());
+    assert_eq!(manifest["status"], "failed", "{manifest}");
+    assert!(
+        manifest["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "{manifest}"
+    );
+}

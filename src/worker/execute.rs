@@ -326,8 +326,19 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob)
         Ok(Ok(_)) => return JobOutcome::Success,
         Ok(Err(JobError::Cancelled { .. })) => return JobOutcome::Cancelled,
         Ok(Err(error)) if error.kind() == "already_exists" => {
-            // Another delivery of the same message committed the output first.
-            return JobOutcome::Duplicate;
+            // Either a concurrent delivery of the same job committed first (its manifest follows
+            // within moments), or the key holds something else: another input's output, or a
+            // run killed before its manifest. Only the first is a duplicate; the others must not
+            // be acknowledged silently.
+            if manifest_appears(cx, in_bucket, in_key, &manifest, task) {
+                return JobOutcome::Duplicate;
+            }
+            JobError::Output {
+                path: task.output.to_string(),
+                reason: format!(
+                    "an output already exists and {manifest} does not describe this input                      version: written by another job, or by a run stopped before its manifest;                      remove it to process again ({error})"
+                ),
+            }
         }
         Ok(Err(error)) => error,
         Err(panic) => JobError::Panic {
@@ -348,6 +359,25 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob)
         reason: error.to_string(),
         retryable: false,
     }
+}
+
+/// Waits a little (10 s at most) for a concurrent run's manifest to appear.
+fn manifest_appears(
+    cx: &JobContext,
+    bucket: &str,
+    key: &str,
+    manifest: &ObjectRef,
+    task: &TaskJob,
+) -> bool {
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        if let Ok(true) = already_complete(cx, bucket, key, manifest, task) {
+            return true;
+        }
+    }
+    false
 }
 
 /// True when `manifest` exists, describes a successful run of the same chain on the input's

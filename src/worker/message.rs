@@ -94,11 +94,10 @@ pub struct ParsedMessage {
 pub struct Routing {
     /// Output bucket; `None` = the input's bucket.
     pub output_bucket: Option<String>,
-    /// Output prefix, used verbatim for every input, exactly as task mode uses `OUTPUT_PREFIX`;
-    /// `None` = the per-input default
-    /// ([`default_output_prefix`](crate::job::default_output_prefix)). Note that a fixed prefix
-    /// puts the outputs of all inputs side by side, so two inputs with the same file stem, or
-    /// two splitting jobs, write to the same keys.
+    /// Output root: each input gets its own folder under it, `{root}/{key without extension}/`
+    /// (unlike task mode, which serves one input and uses `OUTPUT_PREFIX` verbatim: a worker
+    /// serves many, and one shared folder would put their outputs on the same keys). `None` =
+    /// the per-input default ([`default_output_prefix`](crate::job::default_output_prefix)).
     pub output_prefix: Option<String>,
     /// `PROCESSING_PARAMS` for event-driven jobs (a legacy parameter object or a job spec such as
     /// `{"preset":"8d"}`); `None` = the legacy defaults (a one-shot silence split).
@@ -446,6 +445,26 @@ fn eventbridge(value: &Value, base: &str, routing: &Routing) -> Result<WorkItem,
     })
 }
 
+/// The input's own folder under the routing's output root (see [`Routing::output_prefix`]).
+fn input_folder(routing: &Routing, key: &str) -> Option<String> {
+    let root = routing.output_prefix.as_deref()?.trim_end_matches('/');
+    let (dir, file) = key.rsplit_once('/').unwrap_or(("", key));
+    let stem = match file.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => file,
+    };
+    let path = if dir.is_empty() {
+        stem.to_owned()
+    } else {
+        format!("{dir}/{stem}")
+    };
+    Some(if root.is_empty() {
+        format!("{path}/")
+    } else {
+        format!("{root}/{path}/")
+    })
+}
+
 /// The plan for an event's object: the worker's routing supplies everything but the object.
 /// `bucket` and `key` are (value, field path) pairs.
 fn event_plan(
@@ -460,7 +479,7 @@ fn event_plan(
         key: key.0.to_owned(),
         params: routing.params.clone(),
         output_bucket: routing.output_bucket.clone(),
-        output_prefix: routing.output_prefix.clone(),
+        output_prefix: input_folder(routing, key.0),
     };
     let at = format!("{at} (s3://{}/{})", bucket.0, short(key.0));
     vars.plan()
@@ -572,12 +591,13 @@ fn plain_job(value: &Value, routing: &Routing) -> Result<WorkItem, MessageError>
         params.insert("output".into(), Value::String(output));
     }
 
+    let output_prefix = input_folder(routing, &key);
     let vars = Vars {
         bucket,
         key,
         params: Some(Value::Object(params).to_string()),
         output_bucket: routing.output_bucket.clone(),
-        output_prefix: routing.output_prefix.clone(),
+        output_prefix,
     };
     let plan = vars.plan().map_err(|error| MessageError::Task {
         at: String::new(),
@@ -1122,7 +1142,11 @@ mod tests {
             ..routing_8d()
         };
         let item = parse_message(&body, &routing).unwrap().items.remove(0);
-        assert_eq!(item.plan.jobs[0].output, s3("media-out", "eightd/a.mp3"));
+        // The prefix is a root: every input gets its own folder under it.
+        assert_eq!(
+            item.plan.jobs[0].output,
+            s3("media-out", "eightd/in/a/a.mp3")
+        );
 
         // Bad worker params are reported against the record, as a spec problem.
         let routing = Routing {
