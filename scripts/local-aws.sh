@@ -21,25 +21,11 @@ LOG_FILE="$STATE/moto.log"
 
 die() { echo "local-aws: $*" >&2; exit 1; }
 
-ensure_venv() {
-    local stamp="$VENV/.longwave-moto-$MOTO_VERSION-awscli-$AWSCLI_VERSION"
-    if [ -f "$stamp" ] && [ -x "$VENV/bin/moto_server" ] && [ -x "$VENV/bin/aws" ]; then
-        return 0
-    fi
-    command -v python3 >/dev/null 2>&1 || die "python3 is missing (Debian: apt-get install python3 python3-venv)"
-    if [ ! -x "$VENV/bin/python" ]; then
-        mkdir -p "$(dirname "$VENV")"
-        python3 -m venv "$VENV" 2>/dev/null || {
-            rm -rf "$VENV"
-            die "cannot create a venv: python3 -m venv failed (Debian: apt-get install python3-venv)"
-        }
-    fi
-    "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || die "pip is missing in $VENV (Debian: apt-get install python3-pip python3-venv)"
-    echo "local-aws: installing moto[server]==$MOTO_VERSION awscli==$AWSCLI_VERSION into $VENV" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION" >&2 \
-        || die "pip install failed (needs PyPI)"
-    touch "$stamp"
+# shellcheck source=scripts/venv.sh
+. "$(dirname "${BASH_SOURCE[0]}")/venv.sh"
+install_tools() {
+    ensure_venv local-aws "$VENV" moto_server aws -- \
+        "moto[server]==$MOTO_VERSION" "awscli==$AWSCLI_VERSION"
 }
 
 # A free loopback port: bind port 0 and report what the kernel picked.
@@ -52,7 +38,7 @@ running() {
 }
 
 start() {
-    ensure_venv
+    install_tools
     mkdir -p "$STATE"
     if running && [ -f "$ENV_FILE" ]; then
         echo "local-aws: already running (pid $(cat "$PID_FILE"))" >&2

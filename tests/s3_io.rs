@@ -4,6 +4,9 @@
 //! state. Nothing here reaches the internet.
 #![allow(clippy::unwrap_used)] // Tests: a failed unwrap is a failed test, with its message.
 
+mod common;
+
+use common::aws::{aws, aws_ok, bucket, endpoint, upload};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
@@ -21,63 +24,9 @@ use longwave::io::{
 
 const MIB: usize = 1024 * 1024;
 
-/// The local server's URL; the tests refuse to run without it rather than skip silently.
-fn endpoint() -> String {
-    match std::env::var("AWS_ENDPOINT_URL") {
-        Ok(url) if !url.is_empty() => url,
-        _ => panic!(
-            "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh (it starts the \
-             local S3 server), or `. \"$(scripts/local-aws.sh start >&2; scripts/local-aws.sh env)\"` first"
-        ),
-    }
-}
-
-/// Runs the aws CLI against the local server; panics with its stderr on failure.
-fn aws(args: &[&str]) -> String {
-    let out = aws_raw(args);
-    assert!(
-        out.status.success(),
-        "aws {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn aws_raw(args: &[&str]) -> std::process::Output {
-    let cli = std::env::var("LONGWAVE_AWS_CLI").unwrap_or_else(|_| "aws".to_owned());
-    Command::new(&cli)
-        .args(["--endpoint-url", &endpoint(), "--region", "us-east-1"])
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cli}: {e} (run through scripts/test.sh)"))
-}
-
-/// A fresh bucket named after the test.
-fn bucket(test: &str) -> String {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "lw-{test}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-    .replace('_', "-");
-    aws(&["s3api", "create-bucket", "--bucket", &name]);
-    name
-}
-
-fn upload(path: &Path, bucket: &str, key: &str) {
-    aws(&[
-        "s3",
-        "cp",
-        "--only-show-errors",
-        path.to_str().unwrap(),
-        &format!("s3://{bucket}/{key}"),
-    ]);
-}
-
 fn download(bucket: &str, key: &str, dir: &Path) -> Vec<u8> {
     let path = dir.join(format!("download-{}", key.replace('/', "_")));
-    aws(&[
+    aws_ok(&[
         "s3",
         "cp",
         "--only-show-errors",
@@ -88,7 +37,7 @@ fn download(bucket: &str, key: &str, dir: &Path) -> Vec<u8> {
 }
 
 fn pending_uploads(bucket: &str) -> String {
-    aws(&[
+    aws_ok(&[
         "s3api",
         "list-multipart-uploads",
         "--bucket",
@@ -103,13 +52,13 @@ fn pending_uploads(bucket: &str) -> String {
 }
 
 fn object_exists(bucket: &str, key: &str) -> bool {
-    aws_raw(&["s3api", "head-object", "--bucket", bucket, "--key", key])
+    aws(&["s3api", "head-object", "--bucket", bucket, "--key", key])
         .status
         .success()
 }
 
 fn etag(bucket: &str, key: &str) -> String {
-    aws(&[
+    aws_ok(&[
         "s3api",
         "head-object",
         "--bucket",

@@ -4,53 +4,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
 
+mod common;
+
+use common::aws::{aws_ok, bucket, endpoint, keys, pending_uploads};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-fn require_endpoint() {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok(),
-        "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh (it starts the local \
-         S3 server)"
-    );
-}
-
-fn aws(args: &[&str]) -> Output {
-    require_endpoint();
-    let cli = std::env::var("LONGWAVE_AWS_CLI").expect("LONGWAVE_AWS_CLI (set by local-aws.sh)");
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    Command::new(cli)
-        .args(["--endpoint-url", &endpoint])
-        .args(args)
-        .output()
-        .expect("aws CLI runs")
-}
-
-fn aws_ok(args: &[&str]) -> String {
-    let out = aws(args);
-    assert!(
-        out.status.success(),
-        "aws {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A fresh bucket per test (the server is shared by the whole run).
-fn bucket(test: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "lw-{test}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    aws_ok(&["s3", "mb", &format!("s3://{name}")]);
-    name
-}
 
 fn longwave(args: &[&str]) -> Output {
-    require_endpoint();
+    endpoint(); // refuses to run without the local server
     Command::new(env!("CARGO_BIN_EXE_longwave"))
         .args(args)
         .output()
@@ -64,30 +25,6 @@ fn longwave_ok(args: &[&str]) {
         "longwave {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn keys(bucket: &str, prefix: &str) -> Vec<String> {
-    // `aws s3 ls` exits 1 when nothing matches: an empty listing, not a failure.
-    let out = aws(&[
-        "s3",
-        "ls",
-        "--recursive",
-        &format!("s3://{bucket}/{prefix}"),
-    ]);
-    assert!(
-        out.status.success() || out.stdout.is_empty() && out.stderr.is_empty(),
-        "aws s3 ls failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(3).map(str::to_string))
-        .collect()
-}
-
-fn pending_uploads(bucket: &str) -> usize {
-    let out = aws_ok(&["s3api", "list-multipart-uploads", "--bucket", bucket]);
-    out.matches("\"UploadId\"").count()
 }
 
 /// A speech-like recording with pauses (so the one-shot split has pieces), in `ext` made by

@@ -4,53 +4,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
 
+mod common;
+
+use common::aws::{aws_ok, bucket, endpoint, keys, pending_uploads, unique, upload};
 use longwave::telemetry::CATALOGUE;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn endpoint() -> String {
-    std::env::var("AWS_ENDPOINT_URL").expect(
-        "AWS_ENDPOINT_URL is not set: run the tests through scripts/test.sh (it starts the local \
-         S3/SQS server)",
-    )
-}
-
-fn aws(args: &[&str]) -> Output {
-    let cli = std::env::var("LONGWAVE_AWS_CLI").expect("LONGWAVE_AWS_CLI (set by local-aws.sh)");
-    Command::new(cli)
-        .args(["--endpoint-url", &endpoint()])
-        .args(args)
-        .output()
-        .expect("aws CLI runs")
-}
-
-fn aws_ok(args: &[&str]) -> String {
-    let out = aws(args);
-    assert!(
-        out.status.success(),
-        "aws {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn unique(test: &str) -> String {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    format!(
-        "lw-{test}-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn bucket(test: &str) -> String {
-    let name = unique(test);
-    aws_ok(&["s3", "mb", &format!("s3://{name}")]);
-    name
-}
 
 /// A queue and its dead-letter queue; `redrive` = the queue moves messages to the DLQ after
 /// that many receives.
@@ -111,39 +72,6 @@ fn depth(queue: &str) -> (u64, u64) {
     )
 }
 
-fn upload(path: &Path, bucket: &str, key: &str) {
-    aws_ok(&[
-        "s3",
-        "cp",
-        path.to_str().unwrap(),
-        &format!("s3://{bucket}/{key}"),
-        "--only-show-errors",
-    ]);
-}
-
-fn keys(bucket: &str, prefix: &str) -> Vec<String> {
-    let out = aws_ok(&[
-        "s3api",
-        "list-objects-v2",
-        "--bucket",
-        bucket,
-        "--prefix",
-        prefix,
-    ]);
-    if out.trim().is_empty() {
-        return Vec::new();
-    }
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v["Contents"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|o| o["Key"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn get_json(bucket: &str, key: &str, dir: &Path) -> serde_json::Value {
     let path = dir.join(unique("get"));
     aws_ok(&[
@@ -154,12 +82,6 @@ fn get_json(bucket: &str, key: &str, dir: &Path) -> serde_json::Value {
         "--only-show-errors",
     ]);
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn pending_uploads(bucket: &str) -> usize {
-    aws_ok(&["s3api", "list-multipart-uploads", "--bucket", bucket])
-        .matches("\"UploadId\"")
-        .count()
 }
 
 /// A generated speech-like recording of `seconds` (`.wav`, `.mp3` or `.flac` by `name`).
@@ -888,6 +810,19 @@ fn absurd_settings_and_unusable_queues_are_refused_with_a_clear_reason() {
     let bare = queues("bare", None);
     let err = worker_error(&["--queue-url", &bare.url], &[]);
     assert!(err.contains("no redrive policy"), "{err}");
+    // The legacy image's switch: `task` with PROCESSING_MODE=service is the worker.
+    let out = Command::new(env!("CARGO_BIN_EXE_longwave"))
+        .arg("task")
+        .env("PROCESSING_MODE", "service")
+        .env("SQS_QUEUE_URL", &bare.url)
+        .env("LONGWAVE_METRICS_ADDR", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no redrive policy"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test crate uses a different subset
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
 
+pub mod aws;
+
 use longwave::audio::{Block, StreamSpec};
 use longwave::encode::{create_encoder, FileSink, OutputFormat, WavSampleFormat};
 use longwave::synth::SpeechLike;
