@@ -55,6 +55,18 @@ pub fn open_source(
     ctx: Option<&S3Context>,
     obj: &ObjectRef,
 ) -> Result<Box<dyn MediaSource>, IoError> {
+    open_source_versioned(ctx, obj).map(|(source, _)| source)
+}
+
+/// [`open_source`], also returning the S3 object's ETag (the version every read is pinned to;
+/// `None` for files), which the manifest records for idempotency checks.
+///
+/// # Errors
+/// As [`open_source`].
+pub fn open_source_versioned(
+    ctx: Option<&S3Context>,
+    obj: &ObjectRef,
+) -> Result<(Box<dyn MediaSource>, Option<String>), IoError> {
     match obj {
         ObjectRef::File(path) => {
             let file = File::open(path).map_err(|source| IoError::Local {
@@ -62,7 +74,7 @@ pub fn open_source(
                 path: path.clone(),
                 source,
             })?;
-            Ok(Box::new(file))
+            Ok((Box::new(file), None))
         }
         ObjectRef::S3 { bucket, key } => {
             if obj.is_prefix() {
@@ -72,7 +84,9 @@ pub fn open_source(
                 });
             }
             let ctx = need_ctx(ctx, obj)?;
-            Ok(Box::new(S3Reader::open(ctx, bucket, key)?))
+            let reader = S3Reader::open(ctx, bucket, key)?;
+            let etag = Some(reader.etag().to_owned()).filter(|e| !e.is_empty());
+            Ok((Box::new(reader), etag))
         }
     }
 }

@@ -329,33 +329,9 @@ where
     >,
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let started = Instant::now();
-    let result = conditional_once(target, op, if_none_match, send).await;
-    let label = match op {
-        "PutObject" => "put_object",
-        "CompleteMultipartUpload" => "complete_multipart_upload",
-        _ => "other",
-    };
-    telemetry::record_s3_request(label, result.is_ok(), started);
-    result
-}
-
-/// [`conditional`] without the metric.
-async fn conditional_once<F, Fut, E>(
-    target: &str,
-    op: &'static str,
-    if_none_match: bool,
-    send: F,
-) -> Result<(), IoError>
-where
-    F: Fn(bool) -> Fut,
-    Fut: std::future::Future<
-        Output = Result<(), aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
-    >,
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-{
     use aws_sdk_s3::error::ProvideErrorMetadata;
-    match send(if_none_match).await {
+    let started = Instant::now();
+    let result = match send(if_none_match).await {
         Ok(()) => Ok(()),
         Err(e) if IoError::sdk_status(&e) == Some(412) => Err(IoError::AlreadyExists {
             target: target.to_owned(),
@@ -371,7 +347,14 @@ where
                 .map_err(|e| IoError::from_sdk(op, target, e))
         }
         Err(e) => Err(IoError::from_sdk(op, target, e)),
-    }
+    };
+    let label = match op {
+        "PutObject" => "put_object",
+        "CompleteMultipartUpload" => "complete_multipart_upload",
+        _ => "other",
+    };
+    telemetry::record_s3_request(label, result.is_ok(), started);
+    result
 }
 
 /// Uploads one part (an in-memory body, so the SDK can retry it).

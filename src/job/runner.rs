@@ -13,7 +13,7 @@ use crate::audio::{Block, BlockPool, StreamSpec};
 use crate::decode::{AudioDecoder, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
 use crate::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
-use crate::io::{self, IoError, ObjectRef, S3Context, S3Reader};
+use crate::io::{self, ObjectRef, S3Context};
 use crate::telemetry::{self, names, AudioSecondsCounter};
 use crossbeam_channel::bounded;
 use std::path::PathBuf;
@@ -270,26 +270,11 @@ fn open_decoder(
 ) -> Result<(AudioDecoder, Option<String>), JobError> {
     match input {
         ObjectRef::File(path) => Ok((AudioDecoder::open_file(path, options)?, None)),
-        ObjectRef::S3 { bucket, key } if !input.is_prefix() => {
-            let ctx = s3.ok_or_else(|| {
-                IoError::Setup(format!("{input} needs S3 access, but none was configured"))
-            })?;
-            let reader = S3Reader::open(ctx, bucket, key)?;
-            let etag = Some(reader.etag().to_owned()).filter(|e| !e.is_empty());
-            let decoder = AudioDecoder::open_source(
-                Box::new(reader),
-                &input.to_string(),
-                input.extension(),
-                options,
-            )?;
-            Ok((decoder, etag))
-        }
         ObjectRef::S3 { .. } => {
-            // A prefix: let the I/O layer give its usual error.
-            let source = io::open_source(s3, input)?;
+            let (source, etag) = io::open_source_versioned(s3, input)?;
             let decoder =
                 AudioDecoder::open_source(source, &input.to_string(), input.extension(), options)?;
-            Ok((decoder, None))
+            Ok((decoder, etag))
         }
     }
 }
