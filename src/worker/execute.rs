@@ -104,6 +104,14 @@ pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
                     reason: error.to_string(),
                     retryable: error.retryable(),
                 };
+                record(&failed, 0.0);
+                tracing::warn!(
+                    job_id = %message.message_id,
+                    key = %item.plan.input,
+                    error_type = error.kind(),
+                    error = %error,
+                    "Cannot preserve the original; its jobs are not run."
+                );
                 disposition = merge(disposition, to_disposition(&failed, message));
                 continue;
             }
