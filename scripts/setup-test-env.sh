@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # setup-test-env.sh: installs what the test suite needs on a fresh Debian machine, idempotently.
 #   - ffmpeg/ffprobe: make format fixtures and independently check our outputs' lengths.
+#   - flac: the reference FLAC decoder (`flac -t`) judges every FLAC the encoder matrix writes.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 
 need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
+command -v flac >/dev/null 2>&1 || need_apt+=(flac)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -19,7 +21,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-for tool in ffmpeg ffprobe; do
+for tool in ffmpeg ffprobe flac; do
     command -v "$tool" >/dev/null 2>&1 || { echo "setup-test-env: $tool still missing after install" >&2; exit 1; }
 done
 echo "setup-test-env: ffmpeg $(ffmpeg -version | head -1 | awk '{print $3}') ready" >&2

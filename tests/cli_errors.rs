@@ -12,15 +12,25 @@ fn longwave() -> Command {
 
 fn pydub_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/pydub")
+        .join("tests/fixtures/pydub")
         .join(name)
 }
 
 /// Runs `longwave process INPUT -o OUT_DIR/out.wav [extra]` and checks the failure contract.
 /// Returns stderr for case-specific assertions.
 fn expect_failure(input: &Path, extra: &[&str], must_mention: &[&str]) -> String {
+    expect_failure_to(input, "out.wav", extra, must_mention)
+}
+
+/// [`expect_failure`] with the output named `output_name`.
+fn expect_failure_to(
+    input: &Path,
+    output_name: &str,
+    extra: &[&str],
+    must_mention: &[&str],
+) -> String {
     let out_dir = tempfile::tempdir().unwrap();
-    let output = out_dir.path().join("out.wav");
+    let output = out_dir.path().join(output_name);
     let result = longwave()
         .arg("process")
         .arg(input)
@@ -217,7 +227,12 @@ fn chain_file_that_does_not_exist() {
 fn invalid_mp3_bitrate() {
     let dir = tempfile::tempdir().unwrap();
     let input = generated_wav(dir.path(), "in.wav");
-    expect_failure(&input, &["--format", "mp3", "--bitrate", "100"], &["100"]);
+    expect_failure_to(
+        &input,
+        "out.mp3",
+        &["--format", "mp3", "--bitrate", "100"],
+        &["100"],
+    );
 }
 
 #[test]

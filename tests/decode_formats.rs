@@ -3,7 +3,7 @@
 //!
 //! Fixtures are generated with ffmpeg at test time into `target/test-fixtures/` (cached; written
 //! under a temporary name and renamed so parallel tests do not race). Real-world files come from
-//! `../shared/fixtures/pydub`.
+//! `tests/fixtures/pydub` (pydub's test data, MIT).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,7 +23,7 @@ fn fixture_dir() -> PathBuf {
 
 fn pydub(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/pydub")
+        .join("tests/fixtures/pydub")
         .join(name)
 }
 

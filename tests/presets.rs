@@ -266,7 +266,7 @@ fn preset_oneshot_is_block_size_invariant() {
 
 fn pydub_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/pydub")
+        .join("tests/fixtures/pydub")
         .join(name)
 }
 

@@ -867,3 +867,55 @@ fn a_different_input_aimed_at_an_existing_output_is_dead_lettered_not_skipped() 
         "{manifest}"
     );
 }
+
+#[test]
+fn a_nan_input_does_not_take_the_worker_down() {
+    // Before: LAME's `calc_energy` assertion aborted the whole worker (exit 134) with every job
+    // in flight, and the message crashed the next worker too.
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("nan");
+    let q = queues("nan", Some(3));
+    let rate = 44_100usize;
+    let mut samples = Vec::with_capacity(3 * rate * 2);
+    for i in 0..3 * rate {
+        let x = if (rate..rate + 882).contains(&i) {
+            f32::NAN
+        } else {
+            0.5 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin()
+        };
+        samples.extend([x, x]);
+    }
+    let poisoned = dir.path().join("nan.wav");
+    common::write_float_wav(&poisoned, rate as u32, 2, &samples);
+    upload(&poisoned, &b, "in/nan.wav");
+    let good = generate(dir.path(), "good.wav", 3);
+    for name in ["g1", "g2", "g3"] {
+        upload(&good, &b, &format!("in/{name}.wav"));
+    }
+    for name in ["g1", "nan", "g2", "g3"] {
+        send(&q.url, &serde_json::json!({"input": format!("s3://{b}/in/{name}.wav"), "output": format!("s3://{b}/out/{name}/"), "preset": "8d"}).to_string());
+    }
+    let mut worker = Worker::start(&q.url, &["--max-jobs", "2"], &[], dir.path());
+    worker.wait_for("four jobs", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "success")]) >= 4.0
+    });
+    assert!(
+        worker.child.try_wait().unwrap().is_none(),
+        "the worker exited: {}",
+        worker.log()
+    );
+    assert_eq!(
+        worker.metric(
+            "longwave_decode_repaired_samples_total",
+            &[("kind", "non_finite")]
+        ),
+        882.0 * 2.0
+    );
+    let manifest = get_json(&b, "out/nan/manifest.json", dir.path());
+    assert_eq!(manifest["input"]["repaired_samples"]["non_finite"], 1764);
+    // The last success is counted just before its message is deleted.
+    wait_until("every message deleted", Duration::from_secs(30), || {
+        depth(&q.url) == (0, 0)
+    });
+    assert_eq!(depth(&q.dlq), (0, 0));
+}

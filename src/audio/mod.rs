@@ -6,9 +6,11 @@
 //! path allocates.
 
 mod block;
+mod hygiene;
 mod pool;
 
 pub use block::Block;
+pub use hygiene::{sanitize, SampleRepairs, MAX_SAMPLE_MAGNITUDE};
 pub use pool::BlockPool;
 
 use serde::Serialize;

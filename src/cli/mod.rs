@@ -97,7 +97,7 @@ struct ProcessArgs {
     max_bad_packets: u64,
 }
 
-#[derive(Copy, Clone, Debug, ValueEnum)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 enum FormatArg {
     Wav,
     Flac,
@@ -304,48 +304,119 @@ fn read_chain(arg: &str) -> Result<Vec<StageSpec>> {
     Ok(job::parse_chain(&json)?)
 }
 
+/// Output extensions of audio formats longwave does not write: an output named like this would
+/// hold data that is not what its name says.
+const FOREIGN_AUDIO_EXTENSIONS: &[&str] = &[
+    "aac", "aif", "aifc", "aiff", "alac", "caf", "m4a", "m4b", "mka", "mkv", "mov", "mp2", "mp4",
+    "oga", "ogg", "opus", "wma", "webm", "weba",
+];
+
+impl FormatArg {
+    fn name(self) -> &'static str {
+        match self {
+            FormatArg::Wav => "wav",
+            FormatArg::Flac => "flac",
+            FormatArg::Mp3 => "mp3",
+        }
+    }
+}
+
 /// The explicit output format from the flags, if any flag names or implies one.
+///
+/// The format can come from `--format`, from a format's own option (`--bitrate`/`--vbr` → mp3,
+/// `--wav-format` → wav, `--flac-bits` → flac) or from the output's extension. When two of
+/// these disagree it is an error naming both, never a file whose content is not what its name
+/// or the options say.
 fn output_format(args: &ProcessArgs) -> Result<Option<OutputFormat>> {
-    let implied = if args.bitrate.is_some() || args.vbr.is_some() {
-        Some(FormatArg::Mp3)
-    } else if args.wav_format.is_some() {
-        Some(FormatArg::Wav)
-    } else if args.flac_bits.is_some() {
-        Some(FormatArg::Flac)
-    } else {
-        None
-    };
-    let from_extension = args
+    let mut options: Vec<(String, FormatArg)> = Vec::new();
+    if let Some(kbps) = args.bitrate {
+        options.push((format!("--bitrate {kbps}"), FormatArg::Mp3));
+    }
+    if let Some(quality) = args.vbr {
+        options.push((format!("--vbr {quality}"), FormatArg::Mp3));
+    }
+    if let Some(wav) = args.wav_format {
+        let name = wav.to_possible_value().map(|v| v.get_name().to_owned());
+        options.push((
+            format!("--wav-format {}", name.unwrap_or_default()),
+            FormatArg::Wav,
+        ));
+    }
+    if let Some(bits) = args.flac_bits {
+        options.push((format!("--flac-bits {bits}"), FormatArg::Flac));
+    }
+    if let Some((first, first_kind)) = options.first() {
+        if let Some((other, other_kind)) = options.iter().find(|(_, k)| k != first_kind) {
+            bail!(
+                "{first} applies to {} and {other} to {}: give the options of one output format",
+                first_kind.name(),
+                other_kind.name()
+            );
+        }
+    }
+    let implied = options.first().map(|(flag, kind)| (flag.clone(), *kind));
+    if let (Some(format), Some((flag, kind))) = (args.format, &implied) {
+        if format.name() != kind.name() {
+            bail!(
+                "{flag} applies to {}, but --format is {}",
+                kind.name(),
+                format.name()
+            );
+        }
+    }
+    let output = args
         .output
         .as_deref()
-        .and_then(|o| ObjectRef::parse(o).ok())
-        .and_then(|o| o.extension().map(str::to_ascii_lowercase))
-        .and_then(|e| match e.as_str() {
-            "wav" => Some(FormatArg::Wav),
-            "flac" => Some(FormatArg::Flac),
-            "mp3" => Some(FormatArg::Mp3),
-            _ => None,
-        });
-    let Some(kind) = args.format.or(implied).or(from_extension) else {
+        .and_then(|o| ObjectRef::parse(o).ok());
+    let extension = output
+        .as_ref()
+        .and_then(|o| o.extension().map(str::to_ascii_lowercase));
+    let from_extension = match extension.as_deref() {
+        Some("wav") => Some(FormatArg::Wav),
+        Some("flac") => Some(FormatArg::Flac),
+        Some("mp3") => Some(FormatArg::Mp3),
+        Some(ext) if FOREIGN_AUDIO_EXTENSIONS.contains(&ext) => bail!(
+            "-o {}: longwave writes wav, flac or mp3, not .{ext}; name the output accordingly",
+            args.output.as_deref().unwrap_or_default()
+        ),
+        _ => None,
+    };
+    let chosen = args
+        .format
+        .map(|f| (format!("--format {}", f.name()), f))
+        .or(implied);
+    if let (Some(ext_kind), Some((flag, kind))) = (from_extension, &chosen) {
+        if ext_kind.name() != kind.name() {
+            bail!(
+                "-o {} names a {} file, but {flag} asks for {}",
+                args.output.as_deref().unwrap_or_default(),
+                ext_kind.name(),
+                kind.name()
+            );
+        }
+    }
+    let Some(kind) = chosen.map(|(_, k)| k).or(from_extension) else {
         return Ok(None);
     };
     Ok(Some(match kind {
-        FormatArg::Mp3 => {
-            if let Some(quality) = args.vbr {
+        FormatArg::Mp3 => match (args.vbr, args.bitrate) {
+            (Some(quality), _) => {
                 if quality > 9 {
                     bail!("--vbr {quality} is out of range (allowed 0 ..= 9)");
                 }
                 OutputFormat::Mp3 {
                     rate: Mp3Rate::Vbr { quality },
                 }
-            } else {
-                OutputFormat::Mp3 {
-                    rate: Mp3Rate::Cbr {
-                        kbps: args.bitrate.unwrap_or(192),
-                    },
-                }
             }
-        }
+            // A bitrate the user chose is kept or fails; without one, the default adapts to
+            // the input's sample rate.
+            (None, Some(kbps)) => OutputFormat::Mp3 {
+                rate: Mp3Rate::Cbr { kbps },
+            },
+            (None, None) => OutputFormat::Mp3 {
+                rate: Mp3Rate::default(),
+            },
+        },
         FormatArg::Wav => OutputFormat::Wav {
             sample_format: match args.wav_format.unwrap_or(WavFormatArg::Pcm16) {
                 WavFormatArg::Pcm16 => WavSampleFormat::Pcm16,

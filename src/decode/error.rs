@@ -31,6 +31,14 @@ pub enum DecodeError {
         /// The source's name.
         file: String,
     },
+    /// The container is valid but holds no audio frames (a header with an empty data chunk).
+    /// The decoder reads such a stream as empty; a job refuses it with this error, since there
+    /// is nothing to process and an "empty" MP3 cannot even be opened by most players.
+    #[error("{file}: contains no audio (0 frames)")]
+    NoFrames {
+        /// The source's name.
+        file: String,
+    },
     /// The bytes are not a container longwave recognises, or it holds no audio track.
     #[error("{file}: not an audio file ({reason})")]
     NotAudio {
@@ -115,7 +123,7 @@ impl DecodeError {
         match self {
             Self::NotFound { .. } => "not_found",
             Self::Io { .. } => "io",
-            Self::Empty { .. } => "empty",
+            Self::Empty { .. } | Self::NoFrames { .. } => "empty",
             Self::NotAudio { .. } => "not_audio",
             Self::Unsupported { .. } => "unsupported",
             Self::Corrupt { .. } => "corrupt",
@@ -151,6 +159,7 @@ impl DecodeError {
             Self::NotFound { file }
             | Self::Io { file, .. }
             | Self::Empty { file }
+            | Self::NoFrames { file }
             | Self::NotAudio { file, .. }
             | Self::Unsupported { file, .. }
             | Self::Corrupt { file, .. }

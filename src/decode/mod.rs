@@ -55,7 +55,7 @@ use symphonia::core::meta::MetadataOptions;
 
 pub use error::DecodeError;
 
-use crate::audio::{Block, StreamSpec};
+use crate::audio::{Block, SampleRepairs, StreamSpec};
 use rechunk::{PacketSource, Rechunker, Trim};
 
 /// Decoding limits.
@@ -101,6 +101,8 @@ pub struct AudioDecoder {
     info: SourceInfo,
     source: SymphoniaSource,
     rechunker: Rechunker,
+    /// Samples repaired by [`Block::sanitize`] so far (NaN/Inf zeroed, absurd values clamped).
+    repairs: SampleRepairs,
 }
 
 impl std::fmt::Debug for AudioDecoder {
@@ -310,6 +312,7 @@ impl AudioDecoder {
             info,
             source,
             rechunker: Rechunker::new(trim, frames),
+            repairs: SampleRepairs::default(),
         })
     }
 
@@ -321,7 +324,9 @@ impl AudioDecoder {
     /// Fills `block` with the next frames: exactly `block.capacity()` of them on every call but
     /// the last, whatever the codec's packet size. Sets `block.frames()` and
     /// `block.start_frame()` and returns the frame count; 0 means the end (also for a block of
-    /// capacity 0). Does not allocate once warmed up.
+    /// capacity 0). Every returned sample is finite and within ±`audio::MAX_SAMPLE_MAGNITUDE`
+    /// (repairs are counted, see [`AudioDecoder::sample_repairs`]). Does not allocate once warmed
+    /// up.
     ///
     /// # Errors
     /// [`DecodeError::BlockMismatch`] if the block's channel count is not `info().spec.channels`;
@@ -334,7 +339,16 @@ impl AudioDecoder {
                 stream_channels: self.info.spec.channels,
             });
         }
-        self.rechunker.fill(&mut self.source, block)
+        let frames = self.rechunker.fill(&mut self.source, block)?;
+        // Sample hygiene right after decode: no stage and no encoder sees NaN/Inf or an absurd
+        // magnitude (see `audio::sanitize` for the policy).
+        self.repairs.add(block.sanitize());
+        Ok(frames)
+    }
+
+    /// Samples repaired so far: non-finite ones replaced by 0, absurd magnitudes clamped.
+    pub fn sample_repairs(&self) -> SampleRepairs {
+        self.repairs
     }
 
     /// Packets skipped so far because they failed to decode.

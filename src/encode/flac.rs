@@ -9,12 +9,27 @@
 //!
 //! Allocation: our buffers are allocated once; flacenc itself allocates a few small vectors per
 //! encoded frame (its `Frame` holds a `Vec` of subframes), which is bounded and not per sample.
+//!
+//! # The verbatim bound
+//! No FLAC frame we write is larger than the same frame stored verbatim (raw samples), so an
+//! output never exceeds its raw PCM by more than frame headers. flacenc 0.5.1 breaks that bound
+//! on 24-bit input: its Rice parameter is capped at 14 (no 5-bit RICE2, no escape codes), and its
+//! Rice search sums per-partition bit counts in `u32` with a 28-bit ceiling (`rice.rs`,
+//! `MAX_P_TO_BITS`, merged 64 times), so large 24-bit residuals wrap the counts and it picks a
+//! tiny parameter whose unary codes take 10⁴–10⁵ bits per sample. Its fixed predictor is also
+//! accepted on an entropy estimate that ignores the cap, never compared with verbatim. Measured
+//! before this guard: 30–170 MB for single 4096-frame blocks, a 2.35 GB output (and a wrong
+//! 24-bit frame-size field in STREAMINFO) for 120 s of 6-channel speech. So every encoded frame
+//! is checked here with flacenc's exact bit counts ([`BitRepr::count_bits`] recomputes them from
+//! the residual, it does not trust the search): a stereo-coded frame with an oversized subframe
+//! is re-encoded with independent channels, and any subframe larger than its verbatim form is
+//! replaced by it. A frame still above the bound is an internal error, never written.
 
-use super::wav::{to_pcm16, to_pcm24};
+use super::pcm::{PcmDepth, Quantizer};
 use super::{ByteSink, EncodeError, EncodedOutput, Encoder};
 use crate::audio::{Block, StreamSpec};
 use flacenc::bitsink::ByteSink as BitBytes;
-use flacenc::component::{BitRepr, StreamInfo};
+use flacenc::component::{BitRepr, ChannelAssignment, Frame, StreamInfo, SubFrame, Verbatim};
 use flacenc::error::{Verified, Verify};
 use flacenc::source::{Fill, FrameBuf};
 use md5::{Digest, Md5};
@@ -33,10 +48,15 @@ const STREAMINFO_OFFSET: u64 = 8;
 pub struct FlacEncoder {
     sink: Box<dyn ByteSink>,
     config: Verified<flacenc::config::Encoder>,
+    /// The same settings without stereo decorrelation, for re-encoding a stereo frame whose
+    /// side-coded form broke the verbatim bound.
+    independent: Verified<flacenc::config::Encoder>,
     /// Running STREAMINFO: flacenc's `update_frame_info` tracks block and frame sizes.
     info: StreamInfo,
     channels: usize,
-    bits_per_sample: u8,
+    depth: PcmDepth,
+    /// The one f32 → integer conversion, shared with WAV, with its clip counts.
+    quantizer: Quantizer,
     /// Interleaved quantised samples of the frame being filled (capacity `BLOCK_SIZE × channels`).
     pending: Vec<i32>,
     framebuf: FrameBuf,
@@ -61,28 +81,23 @@ impl FlacEncoder {
         bits_per_sample: u8,
         mut sink: Box<dyn ByteSink>,
     ) -> Result<Self, EncodeError> {
-        if bits_per_sample != 16 && bits_per_sample != 24 {
-            return Err(EncodeError::unsupported(
-                FORMAT,
-                format!("bits_per_sample must be 16 or 24, not {bits_per_sample}"),
-            ));
-        }
-        if !(1..=8).contains(&spec.channels) {
-            return Err(EncodeError::unsupported(
-                FORMAT,
-                format!(
-                    "FLAC carries 1 to 8 channels; the stream has {}",
-                    spec.channels
-                ),
-            ));
-        }
+        check(spec, bits_per_sample)?;
+        let depth = PcmDepth::from_bits(bits_per_sample).unwrap_or(PcmDepth::Bits16);
         let mut config = flacenc::config::Encoder::default();
         config.block_size = BLOCK_SIZE;
         // Parallelism comes from running several jobs at once, not from inside one encoder.
         config.multithread = false;
-        let config = config
-            .into_verified()
-            .map_err(|(_, e)| EncodeError::codec(FORMAT, e))?;
+        let mut independent = config.clone();
+        independent.stereo_coding.use_leftside = false;
+        independent.stereo_coding.use_rightside = false;
+        independent.stereo_coding.use_midside = false;
+        let verify = |config: flacenc::config::Encoder| {
+            config
+                .into_verified()
+                .map_err(|(_, e)| EncodeError::codec(FORMAT, e))
+        };
+        let config = verify(config)?;
+        let independent = verify(independent)?;
         let info = StreamInfo::new(
             spec.sample_rate as usize,
             spec.channels,
@@ -100,9 +115,11 @@ impl FlacEncoder {
         Ok(Self {
             sink,
             config,
+            independent,
             info,
             channels: spec.channels,
-            bits_per_sample,
+            depth,
+            quantizer: Quantizer::default(),
             pending: Vec::with_capacity(BLOCK_SIZE * spec.channels),
             framebuf,
             frame_bytes,
@@ -134,6 +151,7 @@ impl FlacEncoder {
             &self.info,
         )
         .map_err(|e| EncodeError::codec(FORMAT, e))?;
+        let frame = self.within_verbatim_bound(frame, frames)?;
         self.frame_bytes.clear();
         frame
             .write(&mut self.frame_bytes)
@@ -142,7 +160,7 @@ impl FlacEncoder {
         self.info.update_frame_info(&frame);
 
         // MD5 over the interleaved little-endian samples, `bits / 8` bytes each (FLAC spec).
-        let width = usize::from(self.bits_per_sample / 8);
+        let width = usize::from(self.depth.bits() / 8);
         self.md5_bytes.clear();
         for &s in &self.pending {
             self.md5_bytes.extend_from_slice(&s.to_le_bytes()[..width]);
@@ -154,6 +172,84 @@ impl FlacEncoder {
         self.pending.clear();
         Ok(())
     }
+}
+
+impl FlacEncoder {
+    /// `frame` (of `frames` frames, encoded from `pending`), made no larger than its verbatim
+    /// form: see the module docs.
+    fn within_verbatim_bound(&self, frame: Frame, frames: usize) -> Result<Frame, EncodeError> {
+        let bits = usize::from(self.depth.bits());
+        let verbatim_subframe = 8 + frames * bits;
+        let oversized = |sub: &SubFrame| sub.count_bits() > verbatim_subframe;
+        let mut frame = frame;
+        if !matches!(
+            frame.header().channel_assignment(),
+            ChannelAssignment::Independent(_)
+        ) && (0..self.channels).any(|ch| frame.subframe(ch).is_some_and(oversized))
+        {
+            frame = flacenc::encode_fixed_size_frame(
+                &self.independent,
+                &self.framebuf,
+                self.frame_number,
+                &self.info,
+            )
+            .map_err(|e| EncodeError::codec(FORMAT, e))?;
+        }
+        if (0..self.channels).any(|ch| frame.subframe(ch).is_some_and(oversized)) {
+            let (header, subframes) = frame.into_parts();
+            let mut replaced = Vec::with_capacity(subframes.len());
+            for (ch, sub) in subframes.into_iter().enumerate() {
+                if oversized(&sub) {
+                    let samples: Vec<i32> = self
+                        .pending
+                        .iter()
+                        .skip(ch)
+                        .step_by(self.channels)
+                        .copied()
+                        .collect();
+                    let verbatim =
+                        Verbatim::new(&samples, bits).map_err(|e| EncodeError::codec(FORMAT, e))?;
+                    replaced.push(SubFrame::from(verbatim));
+                } else {
+                    replaced.push(sub);
+                }
+            }
+            frame = Frame::new(header, replaced.into_iter())
+                .map_err(|e| EncodeError::codec(FORMAT, e))?;
+        }
+        let bound = frame.header().count_bits() + self.channels * verbatim_subframe + 7 + 16;
+        if frame.count_bits() > bound {
+            return Err(EncodeError::codec(
+                FORMAT,
+                format!(
+                    "internal error: frame {} takes {} bits, more than its verbatim {bound}",
+                    self.frame_number,
+                    frame.count_bits()
+                ),
+            ));
+        }
+        Ok(frame)
+    }
+}
+
+/// Checks that FLAC can carry `spec` at `bits_per_sample` (see [`FlacEncoder::new`]).
+pub(crate) fn check(spec: StreamSpec, bits_per_sample: u8) -> Result<(), EncodeError> {
+    if PcmDepth::from_bits(bits_per_sample).is_none() {
+        return Err(EncodeError::unsupported(
+            FORMAT,
+            format!("bits_per_sample must be 16 or 24, not {bits_per_sample}"),
+        ));
+    }
+    if !(1..=8).contains(&spec.channels) {
+        return Err(EncodeError::unsupported(
+            FORMAT,
+            format!(
+                "FLAC carries 1 to 8 channels; the stream has {}",
+                spec.channels
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `fLaC`, then `info` as the last (only) metadata block; `scratch` is a reused bit buffer.
@@ -204,11 +300,7 @@ impl Encoder for FlacEncoder {
             for i in offset..offset + take {
                 for ch in 0..self.channels {
                     let x = block.channel(ch)[i];
-                    self.pending.push(if self.bits_per_sample == 16 {
-                        i32::from(to_pcm16(x))
-                    } else {
-                        to_pcm24(x)
-                    });
+                    self.pending.push(self.quantizer.pcm(self.depth, x));
                 }
             }
             offset += take;
@@ -243,6 +335,8 @@ impl Encoder for FlacEncoder {
             sample_rate: this.sample_rate,
             channels: this.channels,
             bytes,
+            clipped_samples: this.quantizer.clipped,
+            non_finite_samples: this.quantizer.non_finite,
         })
     }
 }

@@ -11,6 +11,7 @@
 mod error;
 mod flac;
 mod mp3;
+mod pcm;
 mod sink;
 mod wav;
 
@@ -18,7 +19,7 @@ mod wav;
 pub(crate) use error::io_reason;
 pub use error::{EncodeError, SinkError};
 pub use flac::{FlacEncoder, BLOCK_SIZE as FLAC_BLOCK_SIZE};
-pub use mp3::{output_sample_rate as mp3_output_sample_rate, Mp3Encoder};
+pub use mp3::{output_sample_rate as mp3_output_sample_rate, Mp3Encoder, CBR_KBPS as MP3_CBR_KBPS};
 pub use sink::{ByteSink, FileSink, MemoryOutput, MemorySink, PATCH_WINDOW};
 pub use wav::WavEncoder;
 
@@ -53,6 +54,11 @@ pub struct EncodedOutput {
     pub channels: usize,
     /// Bytes written to the sink.
     pub bytes: u64,
+    /// Samples clamped to what the format carries: integer full scale for PCM WAV and FLAC,
+    /// ±`audio::MAX_SAMPLE_MAGNITUDE` for float WAV and MP3.
+    pub clipped_samples: u64,
+    /// NaN/±Inf samples written as 0 (a stage produced them; decoded input is already clean).
+    pub non_finite_samples: u64,
 }
 
 /// Sample encoding of a WAV output.
@@ -77,6 +83,15 @@ pub enum Mp3Rate {
         /// Bitrate in kbit/s.
         kbps: u32,
     },
+    /// CBR at `kbps` where the output sample rate allows it, else the allowed rate nearest to it
+    /// (below 32 kHz, MPEG-2/2.5 carries 8–160 kbps). Presets and defaults ask for this, so they
+    /// work on every input rate (an 8 kHz phone recording gets 160 kbps instead of an error);
+    /// a bitrate the user chose is [`Mp3Rate::Cbr`], which fails rather than change.
+    /// [`Mp3Rate::fitted`] resolves it to the `Cbr` that is written.
+    CbrPreferred {
+        /// Preferred bitrate in kbit/s.
+        kbps: u32,
+    },
     /// LAME VBR at quality 0 (best) … 9 (smallest).
     Vbr {
         /// LAME `-V` quality.
@@ -85,8 +100,23 @@ pub enum Mp3Rate {
 }
 
 impl Default for Mp3Rate {
+    /// 192 kbps where the rate allows it ([`Mp3Rate::CbrPreferred`]).
     fn default() -> Self {
-        Mp3Rate::Cbr { kbps: 192 }
+        Mp3Rate::CbrPreferred { kbps: 192 }
+    }
+}
+
+impl Mp3Rate {
+    /// The rate control actually used for an input of `input_rate` Hz: a
+    /// [`Mp3Rate::CbrPreferred`] becomes the [`Mp3Rate::Cbr`] nearest to it that the MP3's sample
+    /// rate allows; the others are returned as they are.
+    pub fn fitted(self, input_rate: u32) -> Mp3Rate {
+        match self {
+            Mp3Rate::CbrPreferred { kbps } => Mp3Rate::Cbr {
+                kbps: mp3::nearest_cbr_kbps(kbps, mp3::output_sample_rate(input_rate)),
+            },
+            other => other,
+        }
     }
 }
 
@@ -124,6 +154,30 @@ impl OutputFormat {
     /// A short lower-case name (metric label and manifest value).
     pub fn name(&self) -> &'static str {
         self.extension()
+    }
+
+    /// Checks that this format can carry a stream of `spec` with these settings, without
+    /// creating anything, so a job fails before it writes a byte.
+    ///
+    /// # Errors
+    /// As [`create_encoder`] for the format and settings.
+    pub fn check(self, spec: StreamSpec) -> Result<(), EncodeError> {
+        match self {
+            OutputFormat::Wav { .. } => Ok(()),
+            OutputFormat::Flac { bits_per_sample } => flac::check(spec, bits_per_sample),
+            OutputFormat::Mp3 { rate } => mp3::check(spec, rate),
+        }
+    }
+
+    /// The settings actually used for a stream of `spec` (see [`Mp3Rate::fitted`]); what the
+    /// manifest records.
+    pub fn fitted(self, spec: StreamSpec) -> OutputFormat {
+        match self {
+            OutputFormat::Mp3 { rate } => OutputFormat::Mp3 {
+                rate: rate.fitted(spec.sample_rate),
+            },
+            other => other,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! unchanged; others are resampled by LAME to the next MPEG rate up (above 48 kHz: 44.1 or
 //! 48 kHz, whichever divides the input rate).
 
+use super::pcm::Quantizer;
 use super::{ByteSink, EncodeError, EncodedOutput, Encoder, Mp3Rate, PATCH_WINDOW};
 use crate::audio::{Block, StreamSpec};
 use mp3lame_encoder::{
@@ -41,8 +42,33 @@ pub fn output_sample_rate(input: u32) -> u32 {
         .unwrap_or(48_000)
 }
 
-/// LAME's CBR bitrate for `kbps`, checked against what the MPEG version of `out_rate` allows
-/// (MPEG-1 at 32–48 kHz: 32–320 kbps; MPEG-2/2.5 below: 8–160 kbps).
+/// The CBR bitrates LAME offers, kbit/s.
+pub const CBR_KBPS: [u32; 16] = [
+    8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+];
+
+/// The CBR bitrates the MPEG version of `out_rate` allows (MPEG-1 at 32–48 kHz: 32–320 kbps;
+/// MPEG-2/2.5 below: 8–160 kbps), with the version's name.
+fn cbr_range(out_rate: u32) -> (&'static str, std::ops::RangeInclusive<u32>) {
+    if out_rate >= 32_000 {
+        ("MPEG-1", 32..=320)
+    } else {
+        ("MPEG-2", 8..=160)
+    }
+}
+
+/// The allowed CBR bitrate at `out_rate` nearest to `kbps` (the lower one on a tie).
+pub fn nearest_cbr_kbps(kbps: u32, out_rate: u32) -> u32 {
+    let (_, range) = cbr_range(out_rate);
+    CBR_KBPS
+        .iter()
+        .copied()
+        .filter(|k| range.contains(k))
+        .min_by_key(|&k| k.abs_diff(kbps))
+        .unwrap_or(*range.start())
+}
+
+/// LAME's CBR bitrate for `kbps`, checked against what the MPEG version of `out_rate` allows.
 fn cbr_bitrate(kbps: u32, out_rate: u32) -> Result<Bitrate, EncodeError> {
     let bitrate = match kbps {
         8 => Bitrate::Kbps8,
@@ -65,17 +91,13 @@ fn cbr_bitrate(kbps: u32, out_rate: u32) -> Result<Bitrate, EncodeError> {
             return Err(EncodeError::unsupported(
                 FORMAT,
                 format!(
-                    "{kbps} kbps is not a LAME CBR rate; use one of 8, 16, 24, 32, 40, 48, 64, \
-                     80, 96, 112, 128, 160, 192, 224, 256, 320"
+                    "{kbps} kbps is not a LAME CBR rate; use one of {}",
+                    CBR_KBPS.map(|k| k.to_string()).join(", ")
                 ),
             ))
         }
     };
-    let (version, range) = if out_rate >= 32_000 {
-        ("MPEG-1", 32..=320)
-    } else {
-        ("MPEG-2", 8..=160)
-    };
+    let (version, range) = cbr_range(out_rate);
     if !range.contains(&kbps) {
         return Err(EncodeError::unsupported(
             FORMAT,
@@ -110,6 +132,25 @@ fn vbr_quality(quality: u8) -> Result<Quality, EncodeError> {
     })
 }
 
+/// Checks that MP3 can carry `spec` with `rate` (see [`Mp3Encoder::new`]).
+pub(crate) fn check(spec: StreamSpec, rate: Mp3Rate) -> Result<(), EncodeError> {
+    if !(1..=2).contains(&spec.channels) {
+        return Err(EncodeError::unsupported(
+            FORMAT,
+            format!(
+                "MP3 carries at most 2 channels; the stream has {}: use wav or flac",
+                spec.channels
+            ),
+        ));
+    }
+    match rate.fitted(spec.sample_rate) {
+        Mp3Rate::Cbr { kbps } | Mp3Rate::CbrPreferred { kbps } => {
+            cbr_bitrate(kbps, output_sample_rate(spec.sample_rate)).map(drop)
+        }
+        Mp3Rate::Vbr { quality } => vbr_quality(quality).map(drop),
+    }
+}
+
 /// Streaming MP3 encoder: mono or stereo, CBR or VBR (`-V` 0–9, MTRH), LAME algorithm quality
 /// 5 ("good", LAME's default), LAME tag patched over frame 0 at finish.
 pub struct Mp3Encoder {
@@ -121,6 +162,12 @@ pub struct Mp3Encoder {
     frames: u64,
     /// Encoded bytes of the current block; grows to the largest block's need, then is reused.
     out: Vec<u8>,
+    /// Guards LAME's input: it aborts the process on a NaN (`calc_energy: Assertion 'el >= 0'`),
+    /// so no non-finite or absurd sample may reach it.
+    quantizer: Quantizer,
+    /// Repaired copies of a block's channels, used only when a block is not clean; grow to the
+    /// largest such block, then are reused.
+    repaired: [Vec<f32>; 2],
 }
 
 impl Mp3Encoder {
@@ -134,15 +181,11 @@ impl Mp3Encoder {
         rate: Mp3Rate,
         sink: Box<dyn ByteSink>,
     ) -> Result<Self, EncodeError> {
-        let (channels, mode) = match spec.channels {
-            1 => (1u8, Mode::Mono),
-            2 => (2u8, Mode::JointStereo),
-            n => {
-                return Err(EncodeError::unsupported(
-                    FORMAT,
-                    format!("MP3 carries at most 2 channels; the stream has {n}: use wav or flac"),
-                ))
-            }
+        check(spec, rate)?;
+        let (channels, mode) = if spec.channels == 1 {
+            (1u8, Mode::Mono)
+        } else {
+            (2u8, Mode::JointStereo)
         };
         let out_rate = output_sample_rate(spec.sample_rate);
         let build_error = |what: &str, e: mp3lame_encoder::BuildError| {
@@ -165,8 +208,8 @@ impl Mp3Encoder {
         builder
             .set_quality(Quality::Good)
             .map_err(|e| build_error("quality", e))?;
-        match rate {
-            Mp3Rate::Cbr { kbps } => {
+        match rate.fitted(spec.sample_rate) {
+            Mp3Rate::Cbr { kbps } | Mp3Rate::CbrPreferred { kbps } => {
                 let bitrate = cbr_bitrate(kbps, out_rate)?;
                 builder
                     .set_vbr_mode(VbrMode::Off)
@@ -205,6 +248,8 @@ impl Mp3Encoder {
             out_rate,
             frames: 0,
             out: Vec::new(),
+            quantizer: Quantizer::default(),
+            repaired: [Vec::new(), Vec::new()],
         })
     }
 
@@ -227,15 +272,29 @@ impl Encoder for Mp3Encoder {
         // LAME's documented worst case: 1.25 × samples + 7200 bytes. `reserve` allocates only
         // when a block is larger than every one before.
         self.out.reserve(max_required_buffer_size(block.frames()));
+        let clean = (0..self.channels).all(|ch| Quantizer::float_clean(block.channel(ch)));
+        if !clean {
+            for ch in 0..self.channels {
+                let repaired = &mut self.repaired[ch];
+                repaired.clear();
+                repaired.extend(
+                    block
+                        .channel(ch)
+                        .iter()
+                        .map(|&x| self.quantizer.guard_float(x)),
+                );
+            }
+        }
+        let (left, right): (&[f32], &[f32]) = match (clean, self.channels) {
+            (true, 1) => (block.channel(0), &[]),
+            (true, _) => (block.channel(0), block.channel(1)),
+            (false, _) => (&self.repaired[0], &self.repaired[1]),
+        };
         let result = if self.channels == 1 {
-            self.lame
-                .encode_to_vec(MonoPcm(block.channel(0)), &mut self.out)
+            self.lame.encode_to_vec(MonoPcm(left), &mut self.out)
         } else {
-            let pcm = DualPcm {
-                left: block.channel(0),
-                right: block.channel(1),
-            };
-            self.lame.encode_to_vec(pcm, &mut self.out)
+            self.lame
+                .encode_to_vec(DualPcm { left, right }, &mut self.out)
         };
         result.map_err(|e| EncodeError::codec(FORMAT, e))?;
         self.sink.write_all(&self.out)?;
@@ -280,6 +339,8 @@ impl Encoder for Mp3Encoder {
             sample_rate: this.out_rate,
             channels: this.channels,
             bytes,
+            clipped_samples: this.quantizer.clipped,
+            non_finite_samples: this.quantizer.non_finite,
         })
     }
 }

@@ -8,6 +8,7 @@
 //! size fields are set to `0xFFFFFFFF`. Both headers have the same length, so the final header is
 //! written with one [`ByteSink::patch`].
 
+use super::pcm::Quantizer;
 use super::{ByteSink, EncodeError, EncodedOutput, Encoder, WavSampleFormat};
 use crate::audio::{Block, StreamSpec};
 
@@ -181,30 +182,15 @@ pub(crate) fn build_header(params: &WavParams, data_bytes: u64, frames: u64, out
     debug_assert_eq!(out.len() as u64, header_len);
 }
 
-/// Converts a sample to 16-bit PCM: scaled by 2^15, rounded to nearest, clipped to
-/// −32768..=32767.
-///
-/// The scale is 2^15 (not 32767) because decoders (symphonia, ffmpeg) map integer PCM to float
-/// as `i / 2^15`: with the same scale, integer input passes through decode → encode bit-exactly,
-/// which one-shot pieces of a WAV or FLAC file rely on.
-#[inline]
-pub(crate) fn to_pcm16(x: f32) -> i16 {
-    // `as` saturates (+1.0 → 32767) and maps NaN to 0.
-    (x * 32_768.0).round() as i16
-}
-
-/// Converts a sample to 24-bit PCM (in an `i32`): scaled by 2^23, rounded to nearest, clipped to
-/// −8388608..=8388607 (same reasoning as [`to_pcm16`]).
-#[inline]
-pub(crate) fn to_pcm24(x: f32) -> i32 {
-    // f64: an f32 mantissa (24 bits) cannot hold every product exactly. The `as` cast maps NaN
-    // to 0 and saturates; the clamp keeps the value within 24 bits.
-    ((f64::from(x) * 8_388_608.0).round() as i32).clamp(-8_388_608, 8_388_607)
-}
-
 /// Interleaves the valid frames of `block` into `out` (resized, not reallocated once it has
-/// grown to the largest block) in the byte layout of `format`.
-fn interleave(block: &Block, format: WavSampleFormat, out: &mut Vec<u8>) {
+/// grown to the largest block) in the byte layout of `format`, converting through `quantizer`
+/// (which counts clipped and non-finite samples).
+fn interleave(
+    block: &Block,
+    format: WavSampleFormat,
+    quantizer: &mut Quantizer,
+    out: &mut Vec<u8>,
+) {
     let channels = block.channel_count();
     let frames = block.frames();
     let bytes_per_sample = match format {
@@ -220,18 +206,19 @@ fn interleave(block: &Block, format: WavSampleFormat, out: &mut Vec<u8>) {
         match format {
             WavSampleFormat::Pcm16 => {
                 for (d, &x) in dest.zip(samples) {
-                    d[..2].copy_from_slice(&to_pcm16(x).to_le_bytes());
+                    d[..2].copy_from_slice(&quantizer.pcm16(x).to_le_bytes());
                 }
             }
             WavSampleFormat::Pcm24 => {
                 for (d, &x) in dest.zip(samples) {
-                    d[..3].copy_from_slice(&to_pcm24(x).to_le_bytes()[..3]);
+                    d[..3].copy_from_slice(&quantizer.pcm24(x).to_le_bytes()[..3]);
                 }
             }
-            // Float output keeps values beyond full scale: that headroom is why one picks it.
+            // Float output keeps values beyond full scale (that headroom is why one picks it),
+            // up to the hygiene limit; NaN/Inf never reach the file.
             WavSampleFormat::Float32 => {
                 for (d, &x) in dest.zip(samples) {
-                    d[..4].copy_from_slice(&x.to_le_bytes());
+                    d[..4].copy_from_slice(&quantizer.guard_float(x).to_le_bytes());
                 }
             }
         }
@@ -248,6 +235,8 @@ pub struct WavEncoder {
     data_bytes: u64,
     /// Interleaved bytes of the current block; grows to the largest block, then is reused.
     buffer: Vec<u8>,
+    /// The sample conversion, with its clip counts.
+    quantizer: Quantizer,
 }
 
 impl WavEncoder {
@@ -283,6 +272,7 @@ impl WavEncoder {
             frames: 0,
             data_bytes: 0,
             buffer,
+            quantizer: Quantizer::default(),
         })
     }
 }
@@ -296,7 +286,12 @@ impl Encoder for WavEncoder {
                 got: block.channel_count(),
             });
         }
-        interleave(block, self.params.sample_format, &mut self.buffer);
+        interleave(
+            block,
+            self.params.sample_format,
+            &mut self.quantizer,
+            &mut self.buffer,
+        );
         self.sink.write_all(&self.buffer)?;
         self.frames += block.frames() as u64;
         self.data_bytes += self.buffer.len() as u64;
@@ -316,6 +311,8 @@ impl Encoder for WavEncoder {
             sample_rate: this.params.sample_rate,
             channels: usize::from(this.params.channels),
             bytes,
+            clipped_samples: this.quantizer.clipped,
+            non_finite_samples: this.quantizer.non_finite,
         })
     }
 }
@@ -394,7 +391,10 @@ mod tests {
         assert_eq!(b.len(), 80 + 3 + 1);
         assert_eq!(u32_at(&b, 76), 3, "data size excludes the pad byte");
         assert_eq!(u32_at(&b, 4), (b.len() - 8) as u32, "RIFF size includes it");
-        assert_eq!(&b[80..83], &to_pcm24(0.25).to_le_bytes()[..3]);
+        assert_eq!(
+            &b[80..83],
+            &Quantizer::default().pcm24(0.25).to_le_bytes()[..3]
+        );
     }
 
     #[test]
@@ -461,32 +461,29 @@ mod tests {
     }
 
     #[test]
-    fn pcm_conversion_rounds_to_nearest_and_clips() {
-        assert_eq!(to_pcm16(0.0), 0);
-        assert_eq!(to_pcm16(1.0), 32767);
-        assert_eq!(to_pcm16(-1.0), -32768);
-        assert_eq!(to_pcm16(1.5), 32767);
-        assert_eq!(to_pcm16(-7.0), -32768);
-        // Integer PCM decoded as i / 2^15 comes back exactly.
-        for i in [-32768i32, -12345, -1, 0, 1, 777, 32767] {
-            assert_eq!(i32::from(to_pcm16(i as f32 / 32_768.0)), i);
-        }
-        assert_eq!(to_pcm16(f32::NAN), 0);
-        assert_eq!(to_pcm16(0.6 / 32768.0), 1);
-        assert_eq!(to_pcm16(0.4 / 32768.0), 0);
-        assert_eq!(to_pcm16(-0.6 / 32768.0), -1);
-        assert_eq!(to_pcm24(1.0), 8_388_607);
-        assert_eq!(to_pcm24(-3.0), -8_388_608);
-        for i in [-8_388_608i32, -1, 0, 1, 8_388_607] {
-            assert_eq!(to_pcm24(i as f32 / 8_388_608.0), i);
-        }
-        assert_eq!(to_pcm24(0.5), 4_194_304);
+    fn interleave_converts_through_the_quantizer() {
         let mut out = Vec::new();
+        let mut q = Quantizer::default();
         interleave(
-            &Block::from_channels(&[&[-1.0], &[0.5]]),
+            &Block::from_channels(&[&[-1.0, 2.0], &[0.5, f32::NAN]]),
             WavSampleFormat::Pcm24,
+            &mut q,
             &mut out,
         );
-        assert_eq!(out, [0x00, 0x00, 0x80, 0x00, 0x00, 0x40]); // −2^23, +2^22
+        // −2^23, +2^22, then the clipped +full scale and NaN → 0.
+        assert_eq!(
+            out,
+            [0x00, 0x00, 0x80, 0x00, 0x00, 0x40, 0xFF, 0xFF, 0x7F, 0x00, 0x00, 0x00]
+        );
+        assert_eq!((q.clipped, q.non_finite), (1, 1));
+        interleave(
+            &Block::from_channels(&[&[f32::INFINITY], &[3.0]]),
+            WavSampleFormat::Float32,
+            &mut q,
+            &mut out,
+        );
+        assert_eq!(out[..4], 0.0f32.to_le_bytes());
+        assert_eq!(out[4..], 3.0f32.to_le_bytes(), "float keeps headroom");
+        assert_eq!((q.clipped, q.non_finite), (1, 2));
     }
 }

@@ -21,6 +21,16 @@ pub enum JobError {
     /// An output could not be encoded or written.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The output format cannot carry the processed stream (checked before anything is
+    /// written).
+    #[error("output {path}: {source}")]
+    Format {
+        /// The output path, folder or prefix.
+        path: String,
+        /// Why the format does not fit.
+        #[source]
+        source: EncodeError,
+    },
     /// An output file could not be created or written.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -66,7 +76,7 @@ impl JobError {
             JobError::Spec(_) => "invalid_spec",
             JobError::Decode(e) => e.kind(),
             JobError::Stage(_) => "unsupported_stream",
-            JobError::Encode(e) => e.kind(),
+            JobError::Encode(e) | JobError::Format { source: e, .. } => e.kind(),
             JobError::Io(e) => e.kind(),
             JobError::Sink(SinkError::Remote { kind, .. }) => kind,
             JobError::Output { .. } | JobError::Sink(_) => "output",

@@ -45,6 +45,9 @@ pub struct InputSummary {
     pub sample_rate: u32,
     /// Channel count.
     pub channels: usize,
+    /// Decoded samples repaired before any stage saw them: NaN/±Inf replaced by 0, magnitudes
+    /// beyond ±16.0 (+24 dBFS, a corrupt-data artefact) clamped.
+    pub repaired_samples: crate::audio::SampleRepairs,
     /// The S3 object's ETag as read (every range was pinned to it); absent for local files.
     /// The worker compares it to skip a redelivered job whose outputs are already complete.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +73,13 @@ pub struct OutputEntry {
     pub channels: usize,
     /// Size in bytes.
     pub bytes: u64,
+    /// Samples clamped to what the format carries (integer full scale for PCM WAV and FLAC;
+    /// ±16.0 for float WAV and MP3). Non-zero means the output clips: lower the gain or add a
+    /// limiter.
+    pub clipped_samples: u64,
+    /// NaN/±Inf samples written as 0 (only a stage can produce them: decoded input is repaired
+    /// first, see [`InputSummary::repaired_samples`]).
+    pub non_finite_samples: u64,
     /// For a piece of a split: where it starts in the source, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_ms: Option<u64>,

@@ -345,6 +345,8 @@ fn entry(
         sample_rate: encoded.sample_rate,
         channels: encoded.channels,
         bytes: encoded.bytes,
+        clipped_samples: encoded.clipped_samples,
+        non_finite_samples: encoded.non_finite_samples,
         start_ms: source_ms.map(|(s, _)| s),
         end_ms: source_ms.map(|(_, e)| e),
     }

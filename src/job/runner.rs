@@ -9,8 +9,8 @@ use super::manifest::{InputSummary, Manifest, OutputEntry, StageReport};
 use super::outputs::{Outputs, Published};
 use super::spec::BuildContext;
 use super::{JobError, StageSpec};
-use crate::audio::{Block, BlockPool, StreamSpec};
-use crate::decode::{AudioDecoder, DecodeOptions, SourceInfo};
+use crate::audio::{Block, BlockPool, SampleRepairs, StreamSpec};
+use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
 use crate::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
 use crate::io::{self, ObjectRef, S3Context};
@@ -181,14 +181,21 @@ pub fn run(
     let format = match job.format {
         Some(format) => format,
         None => format_for(job.output.as_ref().and_then(ObjectRef::extension), &info),
-    };
+    }
+    .fitted(out_spec);
     let splits = job.chain.iter().any(StageSpec::splits);
+    let format_error = |target: &ObjectRef, source| JobError::Format {
+        path: target.to_string(),
+        source,
+    };
     let (outputs, target) = if splits {
         let dir = resolve_output_dir(job);
+        format.check(out_spec).map_err(|e| format_error(&dir, e))?;
         let outputs = Outputs::pieces(dir.clone(), s3, format, out_spec, info.spec.sample_rate)?;
         (outputs, OutputTarget::Folder(dir))
     } else {
         let path = resolve_output_path(job, format)?;
+        format.check(out_spec).map_err(|e| format_error(&path, e))?;
         let outputs = Outputs::single(path.clone(), s3, format, out_spec)?;
         (outputs, OutputTarget::File(path))
     };
@@ -200,12 +207,18 @@ pub fn run(
         )
     });
     progress.finish();
-    let (decoded_frames, skipped_packets, entries, published) = result?;
+    let (decoded, entries, published) = result?;
+    let DecodeTotals {
+        frames: decoded_frames,
+        skipped_packets,
+        repairs,
+    } = decoded;
     if skipped_packets > 0 {
         let codec = telemetry::codec_label(&info.codec);
         metrics::counter!(names::DECODE_SKIPPED_PACKETS_TOTAL, "codec" => codec)
             .increment(skipped_packets);
     }
+    record_repairs(repairs, &entries);
     if let ObjectRef::File(path) = &job.input {
         // S3 reads are counted per chunk by the reader; a local file once, by its size.
         if let Ok(meta) = std::fs::metadata(path) {
@@ -225,6 +238,7 @@ pub fn run(
             frames: decoded_frames,
             sample_rate: info.spec.sample_rate,
             channels: info.spec.channels,
+            repaired_samples: repairs,
             etag,
         },
         preset: job.preset.clone(),
@@ -313,8 +327,49 @@ enum Processed {
     Audio(Block),
 }
 
-/// Outcome of streaming: frames decoded, packets skipped, manifest entries, pieces to publish.
-type Streamed<'a> = (u64, u64, Vec<OutputEntry>, Published<'a>);
+/// What the decoder reports at the end of a stream.
+struct DecodeTotals {
+    /// Frames decoded.
+    frames: u64,
+    /// Corrupt packets skipped.
+    skipped_packets: u64,
+    /// Samples repaired by the decoder's hygiene step.
+    repairs: SampleRepairs,
+}
+
+/// Outcome of streaming: decoder totals, manifest entries, pieces to publish.
+type Streamed<'a> = (DecodeTotals, Vec<OutputEntry>, Published<'a>);
+
+/// Counts the decoder's repairs and the encoders' clamps in the metrics.
+fn record_repairs(repairs: SampleRepairs, entries: &[OutputEntry]) {
+    let counts = [
+        (
+            names::DECODE_REPAIRED_SAMPLES_TOTAL,
+            "non_finite",
+            repairs.non_finite,
+        ),
+        (
+            names::DECODE_REPAIRED_SAMPLES_TOTAL,
+            "out_of_range",
+            repairs.out_of_range,
+        ),
+        (
+            names::ENCODE_REPAIRED_SAMPLES_TOTAL,
+            "clipped",
+            entries.iter().map(|e| e.clipped_samples).sum(),
+        ),
+        (
+            names::ENCODE_REPAIRED_SAMPLES_TOTAL,
+            "non_finite",
+            entries.iter().map(|e| e.non_finite_samples).sum(),
+        ),
+    ];
+    for (name, kind, count) in counts {
+        if count > 0 {
+            metrics::counter!(name, "kind" => kind).increment(count);
+        }
+    }
+}
 
 /// Decodes, processes and encodes on three threads. The outputs are finished (committed) only
 /// when every thread succeeded; on any failure they are dropped, which aborts them.
@@ -345,7 +400,7 @@ fn stream<'a>(
             let pool = decoded_pool.clone();
             std::thread::Builder::new()
                 .name("longwave-decode".into())
-                .spawn_scoped(scope, move || -> Result<(u64, u64), JobError> {
+                .spawn_scoped(scope, move || -> Result<DecodeTotals, JobError> {
                     let mut audio_seconds =
                         AudioSecondsCounter::new(decoder.info().spec.sample_rate);
                     while let Some(mut block) = pool.take() {
@@ -365,7 +420,11 @@ fn stream<'a>(
                         }
                     }
                     audio_seconds.finish();
-                    Ok((decoder.frames_decoded(), decoder.skipped_packets()))
+                    Ok(DecodeTotals {
+                        frames: decoder.frames_decoded(),
+                        skipped_packets: decoder.skipped_packets(),
+                        repairs: decoder.sample_repairs(),
+                    })
                 })
         };
         let dsp_thread = {
@@ -449,10 +508,16 @@ fn stream<'a>(
             input: input.to_string(),
             what: format!("dsp thread: {}", panic_message(&panic)),
         })?;
-        let (frames, skipped) = decoded?;
+        let decoded = decoded?;
         output_result?;
+        if decoded.frames == 0 {
+            // Refused before any output is committed: nothing to process.
+            return Err(JobError::Decode(DecodeError::NoFrames {
+                file: input.to_string(),
+            }));
+        }
         let (entries, published) = outputs.finish()?;
-        Ok((frames, skipped, entries, published))
+        Ok((decoded, entries, published))
     })
 }
 

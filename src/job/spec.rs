@@ -291,8 +291,9 @@ pub fn preset(name: &str) -> Result<Preset, SpecError> {
                     ..LimiterParams::default()
                 }),
             ],
+            // 192 kbps where the input's rate allows it, the nearest allowed rate below 32 kHz.
             format: Some(OutputFormat::Mp3 {
-                rate: crate::encode::Mp3Rate::Cbr { kbps: 192 },
+                rate: crate::encode::Mp3Rate::CbrPreferred { kbps: 192 },
             }),
         }),
         // The one-shot job people run today: pydub `split_on_silence(750, -30, keep 50)`, exact,

@@ -120,10 +120,10 @@ fn range(field: &str, value: f64, min: f64, max: f64) -> Result<(), TaskError> {
 
 fn format_named(field: &str, name: &str, bitrate: Option<u32>) -> Result<OutputFormat, TaskError> {
     match name.to_ascii_lowercase().as_str() {
+        // Without a bitrate: 192 kbps where the input's rate allows it (a default must work
+        // on every input); a bitrate that was asked for is kept or fails.
         "mp3" => Ok(OutputFormat::Mp3 {
-            rate: Mp3Rate::Cbr {
-                kbps: bitrate.unwrap_or(192),
-            },
+            rate: bitrate.map_or_else(Mp3Rate::default, |kbps| Mp3Rate::Cbr { kbps }),
         }),
         "wav" => Ok(OutputFormat::Wav {
             sample_format: WavSampleFormat::Pcm16,

@@ -68,6 +68,12 @@ pub fn install_prometheus(addr: SocketAddr) -> Result<(), TelemetryError> {
     for route in ["explicit", "redrive"] {
         metrics::counter!(names::DEAD_LETTERED_MESSAGES_TOTAL, "route" => route).absolute(0);
     }
+    for kind in ["non_finite", "out_of_range"] {
+        metrics::counter!(names::DECODE_REPAIRED_SAMPLES_TOTAL, "kind" => kind).absolute(0);
+    }
+    for kind in ["clipped", "non_finite"] {
+        metrics::counter!(names::ENCODE_REPAIRED_SAMPLES_TOTAL, "kind" => kind).absolute(0);
+    }
     for codec in KNOWN_CODECS.iter().chain(&["pcm", "other"]) {
         metrics::counter!(names::DECODE_SKIPPED_PACKETS_TOTAL, "codec" => *codec).absolute(0);
     }

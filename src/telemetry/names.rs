@@ -22,6 +22,10 @@ pub const JOB_SLOTS_BUSY: &str = "longwave_job_slots_busy";
 pub const AUDIO_PROCESSED_SECONDS_TOTAL: &str = "longwave_audio_processed_seconds_total";
 /// Corrupt packets the decoder skipped, by codec.
 pub const DECODE_SKIPPED_PACKETS_TOTAL: &str = "longwave_decode_skipped_packets_total";
+/// Decoded samples repaired before any stage saw them, by kind (`non_finite`, `out_of_range`).
+pub const DECODE_REPAIRED_SAMPLES_TOTAL: &str = "longwave_decode_repaired_samples_total";
+/// Samples an encoder had to clamp or zero, by kind (`clipped`, `non_finite`).
+pub const ENCODE_REPAIRED_SAMPLES_TOTAL: &str = "longwave_encode_repaired_samples_total";
 /// Frames each stage processed, by stage.
 pub const STAGE_PROCESSED_FRAMES_TOTAL: &str = "longwave_stage_processed_frames_total";
 /// Time one stage spends on one block, by stage.
@@ -151,6 +155,21 @@ pub const CATALOGUE: &[MetricDef] = &[
         kind: MetricKind::Counter,
         labels: &["codec"],
         help: "Corrupt packets skipped by the decoder, by codec.",
+        buckets: &[],
+    },
+    MetricDef {
+        name: DECODE_REPAIRED_SAMPLES_TOTAL,
+        kind: MetricKind::Counter,
+        labels: &["kind"],
+        help: "Decoded samples repaired before processing: NaN/Inf zeroed (non_finite), \
+               magnitudes beyond +24 dBFS clamped (out_of_range).",
+        buckets: &[],
+    },
+    MetricDef {
+        name: ENCODE_REPAIRED_SAMPLES_TOTAL,
+        kind: MetricKind::Counter,
+        labels: &["kind"],
+        help: "Samples an encoder clamped to its range (clipped) or wrote as 0 (non_finite).",
         buckets: &[],
     },
     MetricDef {

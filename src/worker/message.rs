@@ -193,9 +193,7 @@ const LEGACY_KEYS: [&str; 5] = [
 
 /// The CBR rates LAME accepts (checked again per sample rate by the encoder); checking the list
 /// here rejects a bad `bitrate` before any byte of the input is read.
-const LAME_CBR_KBPS: [u32; 16] = [
-    8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
-];
+use crate::encode::MP3_CBR_KBPS as LAME_CBR_KBPS;
 
 /// Longest value echoed from the body into an error, in characters.
 const MAX_ECHO: usize = 64;
@@ -1130,7 +1128,7 @@ mod tests {
         assert_eq!(
             job[0].format,
             Some(OutputFormat::Mp3 {
-                rate: Mp3Rate::Cbr { kbps: 192 }
+                rate: Mp3Rate::CbrPreferred { kbps: 192 }
             })
         );
         assert_eq!(job[0].output, s3("media-in", "processed/in/a/a.mp3"));
