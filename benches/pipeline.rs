@@ -68,6 +68,7 @@ fn pipeline(c: &mut Criterion) {
             chain: vec![StageSpec::Gain { gain_db: -3.0 }],
             format: Some(format),
             manifest: None,
+            overwrite: true,
         };
         let started = Instant::now();
         job::run_local(&job, &config, &pool, &NoProgress).expect("job");

@@ -2,6 +2,7 @@
 # setup-test-env.sh: installs what the test suite needs on a fresh Debian machine, idempotently.
 #   - ffmpeg/ffprobe: make format fixtures and independently check our outputs' lengths.
 #   - flac: the reference FLAC decoder (`flac -t`) judges every FLAC the encoder matrix writes.
+#   - sox: makes streaming WAVs (`sox … -t wav -`) as pipelines do, for the header tests.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ need_apt=()
 command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v flac >/dev/null 2>&1 || need_apt+=(flac)
+command -v sox >/dev/null 2>&1 || need_apt+=(sox)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -21,7 +23,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-for tool in ffmpeg ffprobe flac; do
+for tool in ffmpeg ffprobe flac sox; do
     command -v "$tool" >/dev/null 2>&1 || { echo "setup-test-env: $tool still missing after install" >&2; exit 1; }
 done
 echo "setup-test-env: ffmpeg $(ffmpeg -version | head -1 | awk '{print $3}') ready" >&2

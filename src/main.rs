@@ -26,7 +26,13 @@ fn main() -> ExitCode {
                 }
             }
             eprintln!("longwave: error: {message}");
-            ExitCode::FAILURE
+            if let Some(interrupted) = error.downcast_ref::<cli::Interrupted>() {
+                ExitCode::from(u8::try_from(128 + interrupted.signal).unwrap_or(1))
+            } else if error.is::<cli::UsageError>() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

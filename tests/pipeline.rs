@@ -34,6 +34,7 @@ fn run(
         chain,
         format: Some(format),
         manifest: None,
+        overwrite: false,
     };
     let config = RunnerConfig {
         block_frames,

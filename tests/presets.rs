@@ -34,6 +34,7 @@ fn run_preset(
         chain: preset.chain,
         format: format.or(preset.format),
         manifest: None,
+        overwrite: false,
     };
     let config = RunnerConfig {
         block_frames,
@@ -301,7 +302,8 @@ fn preset_oneshot_matches_pydub_on_its_own_test_file() {
     let source_data = &source[source.len() - 22_944 * 2..];
     assert_eq!(&piece[piece.len() - 22_944 * 2..], source_data);
 
-    // Re-running into the same folder with fewer pieces removes the stale ones.
+    // Re-running into the same folder (with --overwrite: it holds pieces) with fewer pieces
+    // removes the stale ones.
     let preset = job::preset("oneshot").unwrap();
     let mut chain = preset.chain;
     if let longwave::job::StageSpec::Silence(params) = &mut chain[0] {
@@ -315,6 +317,7 @@ fn preset_oneshot_matches_pydub_on_its_own_test_file() {
         chain,
         format: None,
         manifest: None,
+        overwrite: true,
     };
     let manifest = job::run_local(&job, &RunnerConfig::default(), &pool(), &NoProgress).unwrap();
     assert_eq!(
@@ -350,6 +353,7 @@ fn all_silent_input_makes_no_pieces_and_says_so() {
         chain,
         format: None,
         manifest: None,
+        overwrite: false,
     };
     let manifest = job::run_local(&job, &RunnerConfig::default(), &pool(), &NoProgress).unwrap();
     assert!(manifest.outputs.is_empty());

@@ -1,7 +1,14 @@
 //! [`BlockPool`]: a bounded free-list of blocks, so a job allocates its buffers once.
 
 use super::Block;
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// How often a thread waiting in [`BlockPool::take_unless`] looks at its cancel flag. Only
+/// waiting threads poll (a pool with free blocks answers at once), so this costs nothing on the
+/// per-block path and bounds how long a failed job's threads linger.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
 
 /// A fixed set of blocks handed out and given back; the pool never grows.
 ///
@@ -31,6 +38,21 @@ impl BlockPool {
         self.free_rx.recv().ok()
     }
 
+    /// [`BlockPool::take`], but gives up (returns `None`) once `cancelled` is set: a pipeline
+    /// whose other side failed stops waiting for blocks that side will never give back.
+    pub fn take_unless(&self, cancelled: &AtomicBool) -> Option<Block> {
+        loop {
+            if cancelled.load(Ordering::Acquire) {
+                return None;
+            }
+            match self.free_rx.recv_timeout(CANCEL_POLL) {
+                Ok(block) => return Some(block),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
     /// Gives a block back for reuse.
     pub fn give(&self, mut block: Block) {
         block.set_frames(0);
@@ -50,5 +72,18 @@ mod tests {
         assert!(pool.free_rx.is_empty());
         pool.give(block);
         assert_eq!(pool.free_rx.len(), 1);
+    }
+
+    #[test]
+    fn a_waiting_take_gives_up_when_cancelled() {
+        let pool = BlockPool::new(1, 1, 4);
+        let _held = pool.take().expect("one block");
+        let cancelled = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| pool.take_unless(&cancelled));
+            std::thread::sleep(Duration::from_millis(50));
+            cancelled.store(true, Ordering::Release);
+            assert!(waiter.join().expect("no panic").is_none());
+        });
     }
 }

@@ -79,6 +79,7 @@ pub fn run(dir: &Path, seconds: f64) -> Result<()> {
             chain: preset.chain,
             format: preset.format,
             manifest: None,
+            overwrite: true,
         };
         let manifest = job::run_local(&job, &config, &pool, &NoProgress)?;
         println!(

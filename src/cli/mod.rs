@@ -15,6 +15,8 @@ use longwave::io::{ObjectRef, S3Context, S3Settings};
 use longwave::job::{self, Job, RunnerConfig, StageSpec};
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Streaming audio processing for long files, in constant memory.
 #[derive(Parser, Debug)]
@@ -76,6 +78,11 @@ struct ProcessArgs {
     /// Where to write the JSON manifest, a file or `s3://…` (default: next to the output).
     #[arg(long)]
     manifest: Option<String>,
+    /// Replace existing local outputs and manifest. Without it an existing output, manifest or
+    /// pieces folder with pieces is refused before any work (S3 outputs are never replaced).
+    /// No path a run writes may be its input or another of its outputs, nor a device or pipe.
+    #[arg(long)]
+    overwrite: bool,
     /// S3 multipart part size in MiB (5…5120); the first part is held in memory until the end.
     #[arg(long, value_name = "MIB")]
     part_size_mib: Option<usize>,
@@ -164,8 +171,38 @@ struct DemoArgs {
 }
 
 /// Parses the command line and runs the subcommand.
+/// A command line clap rejected (unknown flag, bad value, conflicting flags): one line, exit
+/// code 2, as usage errors conventionally have.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} (see longwave --help)")]
+pub struct UsageError(pub String);
+
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                e.exit(); // help and version text go to stdout, exit 0 (or 2 for a bare call)
+            }
+            // clap renders "error: <what>" (possibly over several lines, e.g. the missing
+            // arguments), a blank line, then the usage; keep the first paragraph on one line.
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .map(str::trim)
+                .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let first = first.trim_start_matches("error: ");
+            return Err(UsageError(cap_echo(first)).into());
+        }
+    };
     match cli.command {
         Command::Process(args) => process(args),
         Command::Analyze(args) => analyze(args),
@@ -173,6 +210,15 @@ pub fn run() -> Result<()> {
         Command::Worker(args) => worker::run(args),
         Command::Generate(args) => generate(args),
         Command::Demo(args) => demo::run(&args.dir, args.seconds),
+    }
+}
+
+/// `text` cut to at most 300 characters (with "…"), so a huge argument is not echoed whole.
+fn cap_echo(text: &str) -> String {
+    const MAX: usize = 300;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
     }
 }
 
@@ -206,6 +252,7 @@ fn process(args: ProcessArgs) -> Result<()> {
         chain,
         format,
         manifest: args.manifest.as_ref().map(parse).transpose()?,
+        overwrite: args.overwrite,
     };
     let needs_s3 = job.input.is_s3()
         || job.output.as_ref().is_some_and(ObjectRef::is_s3)
@@ -231,8 +278,22 @@ fn process(args: ProcessArgs) -> Result<()> {
     };
     let pool = thread_pool()?;
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
-    let progress = progress::Bar::new(show_progress, job.input.file_name().unwrap_or(""));
-    let manifest = job::run(&job, s3.as_ref(), &config, &pool, &progress)?;
+    let signal = stop_on_signals()?;
+    let progress = progress::Bar::new(
+        show_progress,
+        job.input.file_name().unwrap_or(""),
+        Arc::clone(&signal),
+    );
+    let manifest = match job::run(&job, s3.as_ref(), &config, &pool, &progress) {
+        Err(job::JobError::Cancelled { .. }) if signal.load(Ordering::Relaxed) != 0 => {
+            return Err(Interrupted {
+                input: job.input.to_string(),
+                signal: signal.load(Ordering::Relaxed),
+            }
+            .into());
+        }
+        result => result?,
+    };
     if !args.quiet {
         for output in &manifest.outputs {
             eprintln!(
@@ -249,6 +310,36 @@ fn process(args: ProcessArgs) -> Result<()> {
 }
 
 /// Task mode: everything is validated from the environment before any byte is read.
+/// A job stopped by SIGINT/SIGTERM (the signal's number): its pending outputs were removed
+/// and nothing was committed. `main` exits with 128 + the signal number, as shells expect.
+#[derive(Debug, thiserror::Error)]
+#[error("{input}: interrupted by signal {signal} before the job finished; nothing was written")]
+pub struct Interrupted {
+    /// The job's input.
+    pub input: String,
+    /// The signal's number.
+    pub signal: usize,
+}
+
+/// Makes SIGINT and SIGTERM request a clean stop: the job stops at its next block, removes its
+/// pending files and aborts its uploads. A second signal ends the process at once.
+fn stop_on_signals() -> Result<Arc<AtomicUsize>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let signal = Arc::new(AtomicUsize::new(0));
+    let received = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        // Order matters: the conditional shutdown sees `received` still false on the first
+        // signal, then the flag is set; a second signal finds it set and exits.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, Arc::clone(&received))
+            .context("cannot install the signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&received))
+            .context("cannot install the signal handlers")?;
+        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+            .context("cannot install the signal handlers")?;
+    }
+    Ok(signal)
+}
+
 fn task(args: TaskArgs) -> Result<()> {
     if std::env::var("PROCESSING_MODE").is_ok_and(|m| m.trim().eq_ignore_ascii_case("service")) {
         // The legacy image switched to its queue worker this way; the worker takes its whole
@@ -279,6 +370,7 @@ fn task(args: TaskArgs) -> Result<()> {
             chain: task_job.chain.clone(),
             format: task_job.format,
             manifest: None,
+            overwrite: false,
         };
         let manifest = job::run(&job, Some(&s3), &config, &pool, &job::NoProgress)?;
         if !args.quiet {

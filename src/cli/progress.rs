@@ -2,21 +2,27 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 use longwave::job::Progress;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A progress bar over input frames, labelled with the input's name; hidden when disabled.
+/// It also carries the stop request: the number of a signal (SIGINT/SIGTERM) received, 0 for
+/// none, which makes the job stop at the next block without committing anything.
 pub struct Bar {
     bar: Option<ProgressBar>,
+    signal: Arc<AtomicUsize>,
 }
 
 impl Bar {
-    /// A bar labelled `label`, or a silent one when `enabled` is false.
-    pub fn new(enabled: bool, label: &str) -> Self {
+    /// A bar labelled `label`, or a silent one when `enabled` is false; `signal` is set by the
+    /// signal handlers.
+    pub fn new(enabled: bool, label: &str, signal: Arc<AtomicUsize>) -> Self {
         let bar = enabled.then(|| {
             let bar = ProgressBar::hidden();
             bar.set_message(label.to_string());
             bar
         });
-        Self { bar }
+        Self { bar, signal }
     }
 }
 
@@ -53,5 +59,9 @@ impl Progress for Bar {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+
+    fn should_stop(&self) -> bool {
+        self.signal.load(Ordering::Relaxed) != 0
     }
 }

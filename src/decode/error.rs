@@ -25,6 +25,15 @@ pub enum DecodeError {
         #[source]
         source: io::Error,
     },
+    /// The path is not a regular file (a folder, a named pipe, a device): longwave reads files
+    /// and S3 objects, whose length it can check.
+    #[error("{file}: not a regular file ({what}); give an audio file or an s3:// object")]
+    NotAFile {
+        /// The source's name.
+        file: String,
+        /// What it is instead.
+        what: &'static str,
+    },
     /// The source has zero bytes.
     #[error("{file}: file is empty (0 bytes)")]
     Empty {
@@ -122,6 +131,7 @@ impl DecodeError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::NotFound { .. } => "not_found",
+            Self::NotAFile { .. } => "not_a_file",
             Self::Io { .. } => "io",
             Self::Empty { .. } | Self::NoFrames { .. } => "empty",
             Self::NotAudio { .. } => "not_audio",
@@ -160,6 +170,7 @@ impl DecodeError {
             | Self::Io { file, .. }
             | Self::Empty { file }
             | Self::NoFrames { file }
+            | Self::NotAFile { file, .. }
             | Self::NotAudio { file, .. }
             | Self::Unsupported { file, .. }
             | Self::Corrupt { file, .. }

@@ -31,6 +31,7 @@
 mod error;
 mod mp4;
 mod rechunk;
+mod wav_sizes;
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -90,6 +91,9 @@ pub struct SourceInfo {
     pub frames: Option<u64>,
     /// Bits per sample of the source, for lossless and PCM codecs.
     pub bits_per_sample: Option<u32>,
+    /// Where the container's header and the stream disagreed and the stream was believed
+    /// (e.g. a streaming WAV's placeholder sizes), one sentence each; for the manifest.
+    pub header_notes: Vec<String>,
 }
 
 /// A streaming decoder for one source: open it, read [`AudioDecoder::info`], then call
@@ -125,6 +129,17 @@ impl AudioDecoder {
     /// truncation error, or [`DecodeError::DecoderPanic`]; see [`AudioDecoder::open_source`].
     pub fn open_file(path: &Path, options: DecodeOptions) -> Result<Self, DecodeError> {
         let name = path.display().to_string();
+        // Before opening: `open()` on a FIFO without a writer blocks forever, and a device or
+        // pipe has no length to check against ("file is empty" for /dev/zero would be false).
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(DecodeError::NotAFile {
+                    file: name,
+                    what: file_kind(&meta),
+                })
+            }
+            _ => {}
+        }
         let file = File::open(path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => DecodeError::NotFound { file: name.clone() },
             _ => DecodeError::Io {
@@ -170,11 +185,18 @@ impl AudioDecoder {
         // symphonia takes the source; costs a few small reads and seeks.
         let mut mp4_info = None;
         let mut mp4_cut = false;
+        let mut header_notes = Vec::new();
         if source.is_seekable() {
-            let mut head = [0u8; 8];
+            let mut head = [0u8; 12];
             let n = read_up_to(&mut *source, &mut head).map_err(io_err)?;
             if n == 0 {
                 return Err(DecodeError::Empty { file });
+            }
+            if let (true, Some(len)) = (head.starts_with(b"RIFF") && n == 12, byte_len) {
+                if let Some(fix) = wav_sizes::inspect(&mut *source, len).map_err(io_err)? {
+                    header_notes.push(fix.note.clone());
+                    source = Box::new(wav_sizes::Patched::new(source, fix));
+                }
             }
             if let (true, Some(len)) = (mp4::looks_like_mp4(&head[..n]), byte_len) {
                 match mp4::parse(&mut source, len) {
@@ -307,6 +329,7 @@ impl AudioDecoder {
             spec,
             frames,
             bits_per_sample: params.bits_per_sample,
+            header_notes,
         };
         Ok(Self {
             info,
@@ -359,6 +382,26 @@ impl AudioDecoder {
     /// Frames returned by [`AudioDecoder::fill`] so far.
     pub fn frames_decoded(&self) -> u64 {
         self.rechunker.emitted()
+    }
+}
+
+/// What a non-regular file is, for error messages ([`DecodeError::NotAFile`], and the job's
+/// checks of the paths it writes).
+pub(crate) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 

@@ -25,7 +25,7 @@ pub use reverb::{Reverb, ReverbParams};
 pub use silence::{
     AutoKeyword, KeepSilence, Silence, SilenceAction, SilenceMode, SilenceParams, Threshold,
 };
-pub use stage::{ParamError, Stage, StageContext, StageError, StageEvent};
+pub use stage::{short_number, ParamError, Stage, StageContext, StageError, StageEvent};
 
 /// Converts decibels to a linear amplitude ratio.
 pub fn db_to_gain(db: f64) -> f64 {

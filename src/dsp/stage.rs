@@ -168,9 +168,20 @@ pub struct StageError {
     pub reason: String,
 }
 
+/// `value` for an error message: plain when short, in scientific notation when huge or tiny
+/// (`1e308` is not echoed as a 309-digit number).
+pub fn short_number(value: f64) -> String {
+    let plain = value.to_string();
+    if plain.len() <= 16 {
+        plain
+    } else {
+        format!("{value:e}")
+    }
+}
+
 /// A stage parameter outside its allowed range; the job layer adds the stage's position.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field} = {value} is out of range (allowed {min} ..= {max})")]
+#[error("{field} = {} is out of range (allowed {min} ..= {max})", short_number(*value))]
 pub struct ParamError {
     /// The parameter's name as users write it (`room_size`).
     pub field: &'static str,

@@ -20,7 +20,7 @@ pub(crate) use error::io_reason;
 pub use error::{EncodeError, SinkError};
 pub use flac::{FlacEncoder, BLOCK_SIZE as FLAC_BLOCK_SIZE};
 pub use mp3::{output_sample_rate as mp3_output_sample_rate, Mp3Encoder, CBR_KBPS as MP3_CBR_KBPS};
-pub use sink::{ByteSink, FileSink, MemoryOutput, MemorySink, PATCH_WINDOW};
+pub use sink::{move_into_place, ByteSink, FileSink, MemoryOutput, MemorySink, PATCH_WINDOW};
 pub use wav::WavEncoder;
 
 use crate::audio::{Block, StreamSpec};

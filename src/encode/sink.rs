@@ -97,6 +97,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug)]
 pub struct FileSink {
     final_path: PathBuf,
+    /// The path errors name: the final path, or the output the user asked for when this sink
+    /// writes an intermediate (pending) file ([`FileSink::shown_as`]).
+    shown_path: PathBuf,
     temp_path: PathBuf,
     /// `None` once a failure left the file in an unknown state (the temp file is still removed
     /// on drop).
@@ -136,6 +139,7 @@ impl FileSink {
             .open(&temp_path)
             .map_err(|e| io_error("create", e))?;
         Ok(Self {
+            shown_path: final_path.clone(),
             final_path,
             temp_path,
             writer: Some(BufWriter::with_capacity(FILE_BUFFER_BYTES, file)),
@@ -149,10 +153,17 @@ impl FileSink {
         &self.final_path
     }
 
+    /// Names `path` instead of the file's own in errors: for a pending file that stands for the
+    /// user's output until the job has succeeded.
+    pub fn shown_as(mut self, path: impl Into<PathBuf>) -> Self {
+        self.shown_path = path.into();
+        self
+    }
+
     fn io_error(&self, op: &'static str, source: io::Error) -> SinkError {
         SinkError::Io {
             op,
-            path: self.final_path.clone(),
+            path: self.shown_path.clone(),
             source,
         }
     }
@@ -238,6 +249,52 @@ impl Drop for FileSink {
             let _ = fs::remove_file(&self.temp_path);
         }
     }
+}
+
+/// Moves a finished file from `from` to `to`. With `replace` false the move fails with
+/// [`io::ErrorKind::AlreadyExists`] if `to` exists, atomically: no check-then-rename window in
+/// which another process's file could be replaced.
+///
+/// Linux's `renameat2(RENAME_NOREPLACE)` does it in one step; on filesystems without it (EINVAL)
+/// a hard link (which never replaces) followed by removing `from` gives the same guarantee.
+///
+/// # Errors
+/// The rename (or link) failure; `AlreadyExists` when `to` exists and `replace` is false.
+pub fn move_into_place(from: &Path, to: &Path, replace: bool) -> io::Result<()> {
+    if replace {
+        return fs::rename(from, to);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes());
+        let (Ok(from_c), Ok(to_c)) = (c(from), c(to)) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path contains a NUL byte",
+            ));
+        };
+        // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call;
+        // AT_FDCWD resolves relative paths as rename(2) does.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from_c.as_ptr(),
+                libc::AT_FDCWD,
+                to_c.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let error = io::Error::last_os_error();
+        if !matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+            return Err(error);
+        }
+    }
+    fs::hard_link(from, to)?;
+    fs::remove_file(from)
 }
 
 /// An in-memory sink for tests and benches. Read the bytes after commit through the

@@ -48,6 +48,10 @@ pub struct InputSummary {
     /// Decoded samples repaired before any stage saw them: NaN/±Inf replaced by 0, magnitudes
     /// beyond ±16.0 (+24 dBFS, a corrupt-data artefact) clamped.
     pub repaired_samples: crate::audio::SampleRepairs,
+    /// Where the container's header and the audio disagreed and the audio was believed (a
+    /// streaming WAV's placeholder sizes …); absent when they agreed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub header_notes: Vec<String>,
     /// The S3 object's ETag as read (every range was pinned to it); absent for local files.
     /// The worker compares it to skip a redelivered job whose outputs are already complete.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,7 @@ mod manifest;
 mod outputs;
 mod runner;
 mod spec;
+mod targets;
 mod task;
 
 pub use analyze::{analyze_file, analyze_silence, Analysis};

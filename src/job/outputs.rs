@@ -10,7 +10,9 @@ use super::manifest::OutputEntry;
 use super::JobError;
 use crate::audio::{Block, StreamSpec};
 use crate::dsp::StageEvent;
-use crate::encode::{create_encoder, EncodedOutput, Encoder, FileSink, OutputFormat};
+use crate::encode::{
+    create_encoder, move_into_place, EncodedOutput, Encoder, FileSink, OutputFormat,
+};
 use crate::io::{self, ObjectRef, S3Context};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -21,10 +23,17 @@ pub enum Outputs<'a> {
     Single {
         /// The output's final location.
         path: ObjectRef,
-        /// Its encoder (owns the file sink).
+        /// A local output is written under this name and moved into place only when the
+        /// whole job succeeded (with its manifest ready).
+        pending: Option<PathBuf>,
+        /// Its encoder (owns the sink).
         encoder: Box<dyn Encoder>,
         /// Format written.
         format: OutputFormat,
+        /// Whether an existing local file may be replaced.
+        overwrite: bool,
+        /// For deleting a committed S3 output again if the job fails after all.
+        s3: Option<&'a S3Context>,
     },
     /// Each piece goes to `piece_NNNN.<ext>` in a folder or under an S3 prefix.
     Pieces(PieceWriter<'a>),
@@ -40,13 +49,24 @@ impl<'a> Outputs<'a> {
         s3: Option<&'a S3Context>,
         format: OutputFormat,
         spec: StreamSpec,
+        overwrite: bool,
     ) -> Result<Self, JobError> {
-        let sink = io::create_sink(s3, &path)?;
+        let (sink, pending): (Box<dyn crate::encode::ByteSink>, _) = match &path {
+            ObjectRef::File(final_path) => {
+                let pending = pending_path(final_path);
+                let sink = FileSink::create(&pending)?.shown_as(final_path);
+                (Box::new(sink), Some(pending))
+            }
+            ObjectRef::S3 { .. } => (io::create_sink(s3, &path)?, None),
+        };
         let encoder = create_encoder(format, spec, sink)?;
         Ok(Outputs::Single {
             path,
+            pending,
             encoder,
             format,
+            overwrite,
+            s3,
         })
     }
 
@@ -61,12 +81,17 @@ impl<'a> Outputs<'a> {
         format: OutputFormat,
         spec: StreamSpec,
         source_rate: u32,
+        overwrite: bool,
     ) -> Result<Self, JobError> {
+        let mut created_dir = None;
         if let ObjectRef::File(path) = &dir {
-            std::fs::create_dir_all(path).map_err(|e| JobError::Output {
-                path: path.display().to_string(),
-                reason: format!("cannot create the output folder: {e}"),
-            })?;
+            if !path.is_dir() {
+                std::fs::create_dir_all(path).map_err(|e| JobError::Output {
+                    path: path.display().to_string(),
+                    reason: format!("cannot create the output folder: {e}"),
+                })?;
+                created_dir = Some(path.clone());
+            }
         }
         Ok(Outputs::Pieces(PieceWriter {
             dir,
@@ -74,6 +99,8 @@ impl<'a> Outputs<'a> {
             format,
             spec,
             source_rate,
+            overwrite,
+            created_dir,
             position: 0,
             boundaries: VecDeque::new(),
             current: None,
@@ -108,14 +135,20 @@ impl<'a> Outputs<'a> {
         match self {
             Outputs::Single {
                 path,
+                pending,
                 encoder,
                 format,
+                overwrite,
+                s3,
             } => {
                 let encoded = encoder.finish()?;
-                Ok((
-                    vec![entry(&path, format, &encoded, None)],
-                    Published::empty(),
-                ))
+                let entry = entry(&path, format, &encoded, None);
+                let mut published = Published::new(s3, None, "", overwrite);
+                match pending {
+                    Some(pending) => published.moves.push((pending, path)),
+                    None => published.uploaded.push(path),
+                }
+                Ok((vec![entry], published))
             }
             Outputs::Pieces(mut pieces) => {
                 pieces.apply_boundaries(u64::MAX)?;
@@ -125,13 +158,13 @@ impl<'a> Outputs<'a> {
                     pieces.close(open, end)?;
                 }
                 let mut entries = Vec::with_capacity(pieces.finished.len());
-                let mut published = Published {
-                    moves: Vec::new(),
-                    uploaded: Vec::new(),
-                    s3: pieces.s3,
-                    dir: Some(pieces.dir.clone()),
-                    extension: pieces.format.extension(),
-                };
+                let mut published = Published::new(
+                    pieces.s3,
+                    Some(pieces.dir.clone()),
+                    pieces.format.extension(),
+                    pieces.overwrite,
+                );
+                published.created_dir = pieces.created_dir.take();
                 for piece in pieces.finished.drain(..) {
                     entries.push(piece.entry);
                     match piece.pending {
@@ -172,6 +205,10 @@ pub struct PieceWriter<'a> {
     format: OutputFormat,
     spec: StreamSpec,
     source_rate: u32,
+    /// Whether existing local pieces may be replaced (and stale ones removed).
+    overwrite: bool,
+    /// The folder, when this job created it: removed again (if empty) when the job fails.
+    created_dir: Option<PathBuf>,
     /// Output frames written so far (position of the next frame).
     position: u64,
     boundaries: VecDeque<StageEvent>,
@@ -234,8 +271,10 @@ impl PieceWriter<'_> {
         let path = self.dir.join(&name);
         let (sink, pending): (Box<dyn crate::encode::ByteSink>, _) = match &self.dir {
             ObjectRef::File(dir) => {
-                let pending = dir.join(format!(".{name}.longwave-pending-{}", std::process::id()));
-                (Box::new(FileSink::create(&pending)?), Some(pending))
+                let final_path = dir.join(&name);
+                let pending = pending_path(&final_path);
+                let sink = FileSink::create(&pending)?.shown_as(final_path);
+                (Box::new(sink), Some(pending))
             }
             ObjectRef::S3 { .. } => (io::create_sink(self.s3, &path)?, None),
         };
@@ -277,13 +316,8 @@ impl Drop for PieceWriter<'_> {
     /// remove the pieces already written (pending files, or completed S3 objects).
     fn drop(&mut self) {
         let finished = std::mem::take(&mut self.finished);
-        let mut published = Published {
-            moves: Vec::new(),
-            uploaded: Vec::new(),
-            s3: self.s3,
-            dir: None,
-            extension: "",
-        };
+        let mut published = Published::new(self.s3, None, "", false);
+        published.created_dir = self.created_dir.take();
         for piece in finished {
             match piece.pending {
                 Some(pending) => published.moves.push((pending, piece.path)),
@@ -352,55 +386,93 @@ fn entry(
     }
 }
 
-/// Pieces written but not yet published: local ones under pending names, to be renamed to their
+/// A unique hidden name next to `final_path` under which a local output (or manifest) is
+/// written until the job has succeeded: `.<name>.longwave-pending-<pid>-<n>`.
+pub(crate) fn pending_path(final_path: &std::path::Path) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = final_path
+        .file_name()
+        .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    final_path.with_file_name(format!(
+        ".{name}.longwave-pending-{}-{n}",
+        std::process::id()
+    ))
+}
+
+/// Outputs written but not yet published: local ones under pending names, to be moved to their
 /// final names once the job has succeeded; S3 ones already complete under their final keys.
-/// Dropping it unpublished deletes them all, so a failed job leaves no pieces behind.
+/// Dropping it unpublished deletes them all, so a failed job leaves nothing behind.
 pub struct Published<'a> {
     moves: Vec<(PathBuf, ObjectRef)>,
     uploaded: Vec<ObjectRef>,
     s3: Option<&'a S3Context>,
     dir: Option<ObjectRef>,
     extension: &'static str,
+    /// Whether an existing local file may be replaced.
+    overwrite: bool,
+    /// A pieces folder this job created: removed again (if empty) when the job fails.
+    created_dir: Option<PathBuf>,
 }
 
-impl Published<'_> {
-    /// Nothing to publish (a single output commits itself).
-    fn empty() -> Self {
+impl<'a> Published<'a> {
+    fn new(
+        s3: Option<&'a S3Context>,
+        dir: Option<ObjectRef>,
+        extension: &'static str,
+        overwrite: bool,
+    ) -> Self {
         Self {
             moves: Vec::new(),
             uploaded: Vec::new(),
-            s3: None,
-            dir: None,
-            extension: "",
+            s3,
+            dir,
+            extension,
+            overwrite,
+            created_dir: None,
         }
     }
 
-    /// Renames every pending piece to its final name and removes stale `piece_NNNN.<ext>` files
-    /// a previous, longer run left in the folder.
+    /// Moves every pending local output to its final name (never over an existing file unless
+    /// `overwrite`) and, with `overwrite`, removes stale `piece_NNNN.<ext>` files a previous,
+    /// longer run left in the folder. Returns what is now published, so it can be retracted if
+    /// the manifest cannot be written.
     ///
     /// # Errors
-    /// A rename failed (the remaining pending files are removed).
-    pub fn publish(mut self) -> Result<(), JobError> {
+    /// A move failed: what was already moved is removed again, with every pending file.
+    pub fn publish(mut self) -> Result<Committed<'a>, JobError> {
         let moves = std::mem::take(&mut self.moves);
-        self.uploaded.clear();
+        let mut committed = Committed {
+            files: Vec::with_capacity(moves.len()),
+            objects: std::mem::take(&mut self.uploaded),
+            s3: self.s3,
+            created_dir: self.created_dir.take(),
+        };
         for (i, (pending, target)) in moves.iter().enumerate() {
             let ObjectRef::File(path) = target else {
                 continue;
             };
-            if let Err(e) = std::fs::rename(pending, path) {
+            if let Err(e) = move_into_place(pending, path, self.overwrite) {
                 for (rest, _) in &moves[i..] {
                     let _ = std::fs::remove_file(rest);
                 }
+                committed.retract();
+                let reason = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    "it appeared while the job ran; pass --overwrite to replace it".to_owned()
+                } else {
+                    format!("cannot move the finished output into place: {e}")
+                };
                 return Err(JobError::Output {
                     path: path.display().to_string(),
-                    reason: format!("cannot move the finished piece into place: {e}"),
+                    reason,
                 });
             }
+            committed.files.push(path.clone());
         }
-        if let Some(ObjectRef::File(dir)) = &self.dir {
+        if let (Some(ObjectRef::File(dir)), true) = (&self.dir, self.overwrite) {
             remove_stale_pieces(dir, self.extension, moves.len());
         }
-        Ok(())
+        Ok(committed)
     }
 }
 
@@ -409,19 +481,47 @@ impl Drop for Published<'_> {
         for (pending, _) in &self.moves {
             let _ = std::fs::remove_file(pending);
         }
-        if let (Some(s3), false) = (self.s3, self.uploaded.is_empty()) {
-            // Best effort: the job has failed already; a piece we cannot delete is logged by
-            // the caller's error, and the manifest (written last) never lists it.
-            let mut by_bucket: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-            for object in &self.uploaded {
-                if let ObjectRef::S3 { bucket, key } = object {
-                    by_bucket.entry(bucket).or_default().push(key.clone());
-                }
-            }
-            for (bucket, keys) in by_bucket {
-                let _ = s3.delete_keys(bucket, &keys);
-            }
+        delete_objects(self.s3, &self.uploaded);
+        if let Some(dir) = &self.created_dir {
+            let _ = std::fs::remove_dir(dir); // only when empty
         }
+    }
+}
+
+/// Outputs under their final names; [`Committed::retract`] takes them back when the job fails
+/// after all (its manifest cannot be written). Dropping it keeps them.
+pub struct Committed<'a> {
+    files: Vec<PathBuf>,
+    objects: Vec<ObjectRef>,
+    s3: Option<&'a S3Context>,
+    created_dir: Option<PathBuf>,
+}
+
+impl Committed<'_> {
+    /// Removes every published output (best effort: the job has failed already).
+    pub fn retract(self) {
+        for file in &self.files {
+            let _ = std::fs::remove_file(file);
+        }
+        delete_objects(self.s3, &self.objects);
+        if let Some(dir) = &self.created_dir {
+            let _ = std::fs::remove_dir(dir); // only when empty
+        }
+    }
+}
+
+/// Deletes S3 `objects`, best effort: the job has failed already; a piece we cannot delete is
+/// reported by the caller's error, and no manifest lists it.
+fn delete_objects(s3: Option<&S3Context>, objects: &[ObjectRef]) {
+    let Some(s3) = s3 else { return };
+    let mut by_bucket: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for object in objects {
+        if let ObjectRef::S3 { bucket, key } = object {
+            by_bucket.entry(bucket).or_default().push(key.clone());
+        }
+    }
+    for (bucket, keys) in by_bucket {
+        let _ = s3.delete_keys(bucket, &keys);
     }
 }
 

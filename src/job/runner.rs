@@ -8,15 +8,17 @@
 use super::manifest::{InputSummary, Manifest, OutputEntry, StageReport};
 use super::outputs::{Outputs, Published};
 use super::spec::BuildContext;
+use super::targets;
 use super::{JobError, StageSpec};
 use crate::audio::{Block, BlockPool, SampleRepairs, StreamSpec};
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
-use crate::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
+use crate::encode::{move_into_place, Mp3Rate, OutputFormat, WavSampleFormat};
 use crate::io::{self, ObjectRef, S3Context};
 use crate::telemetry::{self, names, AudioSecondsCounter};
 use crossbeam_channel::bounded;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Tuning of the pipeline; none of it changes the output.
@@ -75,6 +77,9 @@ pub struct LocalJob {
     pub format: Option<OutputFormat>,
     /// Where to write the manifest; `None` = next to the output.
     pub manifest: Option<PathBuf>,
+    /// Replace existing local outputs and manifest (`--overwrite`); otherwise a job refuses
+    /// to start when one exists.
+    pub overwrite: bool,
 }
 
 /// A job on files or S3 objects (`s3://bucket/key`); [`LocalJob`] is the same with paths.
@@ -93,6 +98,10 @@ pub struct Job {
     pub format: Option<OutputFormat>,
     /// Where to write the manifest; `None` = next to the output(s).
     pub manifest: Option<ObjectRef>,
+    /// Replace existing local outputs and manifest; without it a job refuses to start when one
+    /// exists (and refuses to replace one that appears while it runs). S3 outputs are never
+    /// replaced (`If-None-Match: *`), whatever this says.
+    pub overwrite: bool,
 }
 
 impl From<&LocalJob> for Job {
@@ -104,6 +113,7 @@ impl From<&LocalJob> for Job {
             chain: job.chain.clone(),
             format: job.format,
             manifest: job.manifest.clone().map(ObjectRef::File),
+            overwrite: job.overwrite,
         }
     }
 }
@@ -188,16 +198,32 @@ pub fn run(
         path: target.to_string(),
         source,
     };
-    let (outputs, target) = if splits {
+    let target = if splits {
         let dir = resolve_output_dir(job);
         format.check(out_spec).map_err(|e| format_error(&dir, e))?;
-        let outputs = Outputs::pieces(dir.clone(), s3, format, out_spec, info.spec.sample_rate)?;
-        (outputs, OutputTarget::Folder(dir))
+        OutputTarget::Folder(dir)
     } else {
         let path = resolve_output_path(job, format)?;
         format.check(out_spec).map_err(|e| format_error(&path, e))?;
-        let outputs = Outputs::single(path.clone(), s3, format, out_spec)?;
-        (outputs, OutputTarget::File(path))
+        OutputTarget::File(path)
+    };
+    let manifest_path = job
+        .manifest
+        .clone()
+        .unwrap_or_else(|| manifest_path_for(&target));
+    check_local_targets(job, &target, &manifest_path)?;
+    let outputs = match &target {
+        OutputTarget::Folder(dir) => Outputs::pieces(
+            dir.clone(),
+            s3,
+            format,
+            out_spec,
+            info.spec.sample_rate,
+            job.overwrite,
+        )?,
+        OutputTarget::File(path) => {
+            Outputs::single(path.clone(), s3, format, out_spec, job.overwrite)?
+        }
     };
 
     progress.start(info.frames);
@@ -239,6 +265,7 @@ pub fn run(
             sample_rate: info.spec.sample_rate,
             channels: info.spec.channels,
             repaired_samples: repairs,
+            header_notes: info.header_notes.clone(),
             etag,
         },
         preset: job.preset.clone(),
@@ -265,12 +292,13 @@ pub fn run(
             0.0
         },
     };
-    published.publish()?;
-    let manifest_path = job
-        .manifest
-        .clone()
-        .unwrap_or_else(|| manifest_path_for(&target));
-    write_manifest(&manifest_path, s3, &manifest)?;
+    let committed = published.publish()?;
+    if let Err(e) = write_manifest(&manifest_path, s3, &manifest, job.overwrite) {
+        // Outputs without their manifest are not a finished job: take them back, so a failed
+        // run leaves nothing behind (and a retry is not refused as "already exists").
+        committed.retract();
+        return Err(e);
+    }
     Ok(manifest)
 }
 
@@ -394,6 +422,10 @@ fn stream<'a>(
     // Events ride the same channel as audio so their order is kept; a few extra slots keep a
     // burst of events from stalling the pipeline.
     let (processed_tx, processed_rx) = bounded::<Processed>(queue + 8);
+    // Set when any side fails (an error or a panic): every wait for a pool block gives up, so no
+    // thread waits forever for blocks the failed side will never give back.
+    let failed = AtomicBool::new(false);
+    let failed = &failed;
 
     std::thread::scope(|scope| {
         let decode_thread = {
@@ -401,9 +433,10 @@ fn stream<'a>(
             std::thread::Builder::new()
                 .name("longwave-decode".into())
                 .spawn_scoped(scope, move || -> Result<DecodeTotals, JobError> {
+                    let guard = FailOnDrop::new(failed);
                     let mut audio_seconds =
                         AudioSecondsCounter::new(decoder.info().spec.sample_rate);
-                    while let Some(mut block) = pool.take() {
+                    while let Some(mut block) = pool.take_unless(failed) {
                         if progress.should_stop() {
                             return Err(JobError::Cancelled {
                                 input: input.to_string(),
@@ -420,6 +453,7 @@ fn stream<'a>(
                         }
                     }
                     audio_seconds.finish();
+                    guard.disarm();
                     Ok(DecodeTotals {
                         frames: decoder.frames_decoded(),
                         skipped_packets: decoder.skipped_packets(),
@@ -448,8 +482,10 @@ fn stream<'a>(
                             processed_tx.send(Processed::Audio(out)).is_ok()
                         }
                     };
+                    // Any exit but the end of the flush means the job failed.
+                    let guard = FailOnDrop::new(failed);
                     for block in decoded_rx {
-                        let Some(mut out) = processed_pool.take() else {
+                        let Some(mut out) = processed_pool.take_unless(failed) else {
                             return;
                         };
                         pool.install(|| out.copy_from(chain.process(&block)));
@@ -459,7 +495,7 @@ fn stream<'a>(
                         }
                     }
                     loop {
-                        let Some(mut out) = processed_pool.take() else {
+                        let Some(mut out) = processed_pool.take_unless(failed) else {
                             return;
                         };
                         let more = pool.install(|| match chain.flush() {
@@ -469,7 +505,11 @@ fn stream<'a>(
                             }
                             None => false,
                         });
-                        if !more || !forward(chain, out) {
+                        if !more {
+                            guard.disarm();
+                            return;
+                        }
+                        if !forward(chain, out) {
                             return;
                         }
                     }
@@ -478,10 +518,11 @@ fn stream<'a>(
         let (decode_thread, dsp_thread) = match (decode_thread, dsp_thread) {
             (Ok(d), Ok(p)) => (d, p),
             (Err(e), _) | (_, Err(e)) => {
+                failed.store(true, Ordering::Release);
                 return Err(JobError::Panic {
                     input: input.to_string(),
                     what: format!("cannot start pipeline thread: {e}"),
-                })
+                });
             }
         };
 
@@ -491,6 +532,7 @@ fn stream<'a>(
                 Processed::Event(event) => outputs.event(event),
                 Processed::Audio(block) => {
                     if let Err(e) = outputs.write(&block) {
+                        failed.store(true, Ordering::Release);
                         output_result = Err(e);
                         break;
                     }
@@ -519,6 +561,35 @@ fn stream<'a>(
         let (entries, published) = outputs.finish()?;
         Ok((decoded, entries, published))
     })
+}
+
+/// Sets the pipeline's `failed` flag when dropped, unless [`FailOnDrop::disarm`]ed: a thread
+/// that returns early with an error or unwinds from a panic releases the others' waits.
+struct FailOnDrop<'a> {
+    failed: &'a AtomicBool,
+    armed: bool,
+}
+
+impl<'a> FailOnDrop<'a> {
+    fn new(failed: &'a AtomicBool) -> Self {
+        Self {
+            failed,
+            armed: true,
+        }
+    }
+
+    /// The thread finished its work normally.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for FailOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.failed.store(true, Ordering::Release);
+        }
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -604,10 +675,7 @@ fn resolve_output_path(job: &Job, format: OutputFormat) -> Result<ObjectRef, Job
         ),
     };
     let same = match (&target, &job.input) {
-        (ObjectRef::File(a), ObjectRef::File(b)) => match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => false,
-        },
+        (ObjectRef::File(a), ObjectRef::File(b)) => targets::same_file(a, b),
         (a, b) => a == b,
     };
     if same {
@@ -652,12 +720,49 @@ pub fn manifest_path_for(target: &OutputTarget) -> ObjectRef {
     }
 }
 
-/// Writes the manifest: atomically for a file (temporary name, then rename), as one PutObject
-/// for S3.
+/// Checks every local path the job writes (see [`super::targets`]) before any byte is read.
+fn check_local_targets(
+    job: &Job,
+    target: &OutputTarget,
+    manifest: &ObjectRef,
+) -> Result<(), JobError> {
+    let mut paths: Vec<(&str, &std::path::Path)> = Vec::new();
+    if let ObjectRef::File(input) = &job.input {
+        paths.push(("input", input));
+    }
+    let mut pieces_folder = None;
+    match target {
+        OutputTarget::File(ObjectRef::File(out)) => {
+            targets::check_file_target(out, "output", job.overwrite, false)?;
+            paths.push(("output", out));
+        }
+        OutputTarget::Folder(ObjectRef::File(dir)) => {
+            targets::check_pieces_folder(dir, job.overwrite)?;
+            paths.push(("pieces folder", dir));
+            pieces_folder = Some(dir);
+        }
+        _ => {}
+    }
+    if let ObjectRef::File(manifest) = manifest {
+        paths.push(("manifest", manifest));
+        targets::check_distinct(&paths)?;
+        let in_pieces_folder = manifest
+            .parent()
+            .is_some_and(|p| Some(p) == pieces_folder.map(|d| d.as_path()));
+        targets::check_file_target(manifest, "manifest", job.overwrite, in_pieces_folder)?;
+    } else {
+        targets::check_distinct(&paths)?;
+    }
+    Ok(())
+}
+
+/// Writes the manifest: for a file, under a temporary name then moved into place (never over
+/// an existing file unless `overwrite`); as one PutObject for S3.
 fn write_manifest(
     path: &ObjectRef,
     s3: Option<&S3Context>,
     manifest: &Manifest,
+    overwrite: bool,
 ) -> Result<(), JobError> {
     let manifest_error = |reason: String| JobError::Manifest {
         path: path.to_string(),
@@ -666,6 +771,21 @@ fn write_manifest(
     let mut json =
         serde_json::to_vec_pretty(manifest).map_err(|e| manifest_error(e.to_string()))?;
     json.push(b'\n');
-    io::put_bytes(s3, path, json, Some("application/json"))
-        .map_err(|e| manifest_error(e.to_string()))
+    match path {
+        ObjectRef::File(final_path) => {
+            let pending = super::outputs::pending_path(final_path);
+            io::put_bytes(s3, &ObjectRef::File(pending.clone()), json, None)
+                .map_err(|e| manifest_error(e.to_string()))?;
+            move_into_place(&pending, final_path, overwrite).map_err(|e| {
+                let _ = std::fs::remove_file(&pending);
+                manifest_error(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    "it appeared while the job ran; pass --overwrite to replace it".into()
+                } else {
+                    e.to_string()
+                })
+            })
+        }
+        ObjectRef::S3 { .. } => io::put_bytes(s3, path, json, Some("application/json"))
+            .map_err(|e| manifest_error(e.to_string())),
+    }
 }

@@ -156,7 +156,7 @@ pub enum SpecError {
         reason: String,
     },
     /// A value is outside its allowed range.
-    #[error("{field} = {value} is out of range (allowed {min} ..= {max})")]
+    #[error("{field} = {} is out of range (allowed {min} ..= {max})", crate::dsp::short_number(*value))]
     OutOfRange {
         /// The field path, e.g. `chain[0].gain_db`.
         field: String,
@@ -184,7 +184,7 @@ pub enum SpecError {
 pub fn parse_chain(json: &str) -> Result<Vec<StageSpec>, SpecError> {
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| SpecError::Invalid {
         index: None,
-        reason: e.to_string(),
+        reason: json_syntax_error(json, &e),
     })?;
     let items = match value {
         serde_json::Value::Array(items) => items,
@@ -207,15 +207,71 @@ pub fn parse_chain(json: &str) -> Result<Vec<StageSpec>, SpecError> {
     };
     let mut stages = Vec::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let stage: StageSpec = serde_json::from_value(item).map_err(|e| SpecError::Invalid {
-            index: Some(index),
-            reason: e.to_string(),
-        })?;
+        let stage: StageSpec = match serde_json::from_value(item.clone()) {
+            Ok(stage) => stage,
+            Err(e) => {
+                let reason = match culprit_field(&item) {
+                    Some(field) => format!("{field}: {e}"),
+                    None => e.to_string(),
+                };
+                return Err(SpecError::Invalid {
+                    index: Some(index),
+                    reason: cap_echo(&reason),
+                });
+            }
+        };
         stage.validate(index)?;
         stages.push(stage);
     }
     check_chain(&stages)?;
     Ok(stages)
+}
+
+/// Longest text of the user's echoed back in an error, in characters.
+const MAX_ECHO: usize = 200;
+
+/// `text` cut to [`MAX_ECHO`] characters (with "…"): a 100 MB stage name is not echoed whole.
+fn cap_echo(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHO) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// A JSON syntax error with the text around it, so the field is named even for tokens JSON
+/// does not have (`NaN`, `Infinity`) or numbers beyond f64 (`1e309`).
+fn json_syntax_error(json: &str, error: &serde_json::Error) -> String {
+    let offset: usize = json
+        .split_inclusive('\n')
+        .take(error.line().saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        + error.column().saturating_sub(1);
+    let start = json.floor_char_boundary(offset.saturating_sub(24));
+    let end = json.ceil_char_boundary((offset + 8).min(json.len()));
+    let near = json.get(start..end).unwrap_or_default().replace('\n', " ");
+    let hint = if near.contains("NaN") || near.contains("Infinity") {
+        " (NaN and Infinity are not JSON numbers)"
+    } else {
+        ""
+    };
+    cap_echo(&format!("{error}, near `{near}`{hint}"))
+}
+
+/// For a stage object that failed to deserialise without naming a field (a wrong type), the
+/// field that fails alone: each field is tried with the stage's `type` only.
+fn culprit_field(item: &serde_json::Value) -> Option<String> {
+    let object = item.as_object()?;
+    let kind = object.get("type")?;
+    object
+        .iter()
+        .filter(|(key, _)| key.as_str() != "type")
+        .find(|(key, value)| {
+            let probe = serde_json::json!({ "type": kind, key.as_str(): value });
+            serde_json::from_value::<StageSpec>(probe)
+                .is_err_and(|e| !e.to_string().starts_with("missing field"))
+        })
+        .map(|(key, _)| cap_echo(key))
 }
 
 /// Rules about the chain as a whole: at most one splitting stage (one set of pieces), and it must

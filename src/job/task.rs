@@ -9,7 +9,7 @@
 
 use super::{parse_chain, preset, SpecError, StageSpec};
 use crate::dsp::{KeepSilence, SilenceAction, SilenceMode, SilenceParams, Threshold};
-use crate::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
+use crate::encode::{Mp3Rate, OutputFormat, WavSampleFormat, MP3_CBR_KBPS};
 use crate::io::ObjectRef;
 use serde::Deserialize;
 
@@ -119,6 +119,12 @@ fn range(field: &str, value: f64, min: f64, max: f64) -> Result<(), TaskError> {
 }
 
 fn format_named(field: &str, name: &str, bitrate: Option<u32>) -> Result<OutputFormat, TaskError> {
+    if bitrate.is_some() && !name.eq_ignore_ascii_case("mp3") {
+        return Err(invalid(
+            "PROCESSING_PARAMS.bitrate",
+            format!("applies to mp3 only, but {field} is {name}"),
+        ));
+    }
     match name.to_ascii_lowercase().as_str() {
         // Without a bitrate: 192 kbps where the input's rate allows it (a default must work
         // on every input); a bitrate that was asked for is kept or fails.
@@ -213,18 +219,48 @@ pub fn plan_from_env(get: impl Fn(&str) -> Option<String>) -> Result<TaskPlan, T
             (None, Some(chain)) => (parse_chain(&chain.to_string())?, None, None),
             (None, None) => (Vec::new(), None, None),
         };
-        let format = match &spec.format {
-            Some(name) => Some(format_named(
+        if let Some(kbps) = spec.bitrate {
+            // Checked here, before any byte of the input is read.
+            if !MP3_CBR_KBPS.contains(&kbps) {
+                return Err(invalid(
+                    "PROCESSING_PARAMS.bitrate",
+                    format!(
+                        "{kbps} kbps is not an MP3 CBR rate (allowed {})",
+                        MP3_CBR_KBPS.map(|k| k.to_string()).join(", ")
+                    ),
+                ));
+            }
+        }
+        let format = match (&spec.format, spec.bitrate) {
+            (Some(name), _) => Some(format_named(
                 "PROCESSING_PARAMS.format",
                 name,
                 spec.bitrate,
             )?),
-            None => format,
+            // A bitrate alone implies MP3, as on the command line.
+            (None, Some(_)) => Some(format_named(
+                "PROCESSING_PARAMS.bitrate",
+                "mp3",
+                spec.bitrate,
+            )?),
+            (None, None) => format,
         };
         let splits = chain.iter().any(StageSpec::splits);
         let output = match &spec.output {
-            Some(out) => ObjectRef::parse(out)
-                .map_err(|e| invalid("PROCESSING_PARAMS.output", e.to_string()))?,
+            Some(out) => match ObjectRef::parse(out)
+                .map_err(|e| invalid("PROCESSING_PARAMS.output", e.to_string()))?
+            {
+                s3 @ ObjectRef::S3 { .. } => s3,
+                ObjectRef::File(_) => {
+                    return Err(invalid(
+                        "PROCESSING_PARAMS.output",
+                        format!(
+                            "{out:?} is a local path; a task writes only to s3://bucket/key or \
+                             s3://bucket/prefix/"
+                        ),
+                    ))
+                }
+            },
             None if splits => base.clone(),
             None => {
                 let ext = format.map_or("out", |f| f.extension());
@@ -321,6 +357,36 @@ pub fn plan_from_env(get: impl Fn(&str) -> Option<String>) -> Result<TaskPlan, T
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn local_outputs_and_bad_bitrates_are_refused_before_any_read() {
+        let env = |params: &'static str| {
+            move |name: &str| match name {
+                "S3_BUCKET" => Some("media-in".to_owned()),
+                "S3_KEY" => Some("input/a.wav".to_owned()),
+                "PROCESSING_PARAMS" => Some(params.to_owned()),
+                _ => None,
+            }
+        };
+        let err = super::plan_from_env(env(r#"{"preset":"8d","output":"/etc/x.mp3"}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("PROCESSING_PARAMS.output:") && err.contains("local path"),
+            "{err}"
+        );
+        let err = super::plan_from_env(env(r#"{"preset":"8d","bitrate":0}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("PROCESSING_PARAMS.bitrate: 0 kbps"),
+            "{err}"
+        );
+        let err = super::plan_from_env(env(r#"{"chain":[],"format":"wav","bitrate":128}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("applies to mp3 only"), "{err}");
+    }
+
     use super::*;
     use std::collections::HashMap;
 

@@ -325,6 +325,7 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob)
         chain: task.chain.clone(),
         format: task.format,
         manifest: Some(manifest.clone()),
+        overwrite: false,
     };
     let progress = CancelFlag(&cx.cancel);
     let result = catch_unwind(AssertUnwindSafe(|| {
