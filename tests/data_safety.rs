@@ -483,3 +483,96 @@ fn a_write_failure_mid_stream_ends_the_job_instead_of_hanging_it() {
         }
     }
 }
+
+#[test]
+fn aiff_decodes_and_a_corrupt_decoder_config_is_corrupt_not_io() {
+    // Before: a valid AIFF was "unsupported audio: codec aac: channels or channel layout is
+    // required"; a corrupt AudioSpecificConfig was an "I/O error" (metric error_type=io, which
+    // the worker would retry).
+    let dir = tempfile::tempdir().unwrap();
+    let input = speech(dir.path(), "in.wav", 2.0);
+    let aiff = dir.path().join("in.aiff");
+    let made = Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-i",
+            s(&input),
+            "-c:a",
+            "pcm_s16be",
+            s(&aiff),
+        ])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = dir.path().join("from-aiff.wav");
+    let run = longwave(&["process", s(&aiff), "-o", s(&out), "--quiet"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(
+        common::ffmpeg_decode_s32(&out),
+        common::ffmpeg_decode_s32(&input)
+    );
+
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pydub/format_test.m4a");
+    let mut bytes = std::fs::read(fixture).unwrap();
+    let esds = bytes.windows(4).position(|w| w == b"esds").unwrap();
+    // DecoderSpecificInfo: tag 0x05, a (possibly padded) length, then the 2-byte ASC.
+    let tag = esds + 12 + bytes[esds + 12..].iter().position(|&b| b == 0x05).unwrap();
+    let mut asc = tag + 1;
+    while bytes[asc] & 0x80 != 0 {
+        asc += 1;
+    }
+    asc += 1;
+    bytes[asc..asc + 2].copy_from_slice(&[0xFF, 0xFF]);
+    let broken = dir.path().join("broken-asc.m4a");
+    std::fs::write(&broken, bytes).unwrap();
+    let stderr = assert_fails(
+        &longwave(&["analyze", s(&broken)]),
+        1,
+        &["broken-asc.m4a", "corrupt audio"],
+    );
+    assert!(!stderr.contains("I/O error"), "{stderr}");
+}
+
+#[test]
+fn an_mp3_whose_xing_count_is_impossible_decodes_whole() {
+    // Before: a Xing/Info frame count of 0 or 1 gave 0.000 s (or one frame) of a 20 s file, exit
+    // 0, where ffmpeg decodes all of it.
+    let dir = tempfile::tempdir().unwrap();
+    let input = speech(dir.path(), "in.wav", 20.0);
+    let mp3 = dir.path().join("in.mp3");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-i", s(&input), "-b:a", "128k", s(&mp3)])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let bytes = std::fs::read(&mp3).unwrap();
+    let tag = bytes
+        .windows(4)
+        .position(|w| w == b"Info" || w == b"Xing")
+        .unwrap();
+    assert_ne!(bytes[tag + 7] & 1, 0, "ffmpeg's tag carries a frame count");
+    for count in [0u32, 1] {
+        let mut broken = bytes.clone();
+        broken[tag + 8..tag + 12].copy_from_slice(&count.to_be_bytes());
+        let path = dir.path().join(format!("xing{count}.mp3"));
+        std::fs::write(&path, broken).unwrap();
+        let ffmpeg = ffmpeg_frames(&path);
+        assert!(ffmpeg > 19 * 44_100, "ffmpeg decodes {ffmpeg}");
+        let out = dir.path().join(format!("xing{count}.wav"));
+        let run = longwave(&["process", s(&path), "-o", s(&out), "--quiet"]);
+        assert!(run.status.success(), "{run:?}");
+        let ours = ffmpeg_frames(&out);
+        // Equal up to the encoder delay and padding ffmpeg trims and we keep (< 2 frames).
+        assert!(
+            ours.abs_diff(ffmpeg) < 2 * 1152,
+            "ours {ours}, ffmpeg {ffmpeg}"
+        );
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{}.manifest.json", s(&out))).unwrap())
+                .unwrap();
+        let note = manifest["input"]["header_notes"][0].as_str().unwrap();
+        assert!(note.contains(&format!("{count} frames")), "{note}");
+    }
+}

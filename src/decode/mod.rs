@@ -29,9 +29,9 @@
 //! [`AudioDecoder::fill`] on whatever thread it likes.
 
 mod error;
+mod header_fix;
 mod mp4;
 mod rechunk;
-mod wav_sizes;
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -186,16 +186,25 @@ impl AudioDecoder {
         let mut mp4_info = None;
         let mut mp4_cut = false;
         let mut header_notes = Vec::new();
+        let mut length_unknown = false;
         if source.is_seekable() {
             let mut head = [0u8; 12];
             let n = read_up_to(&mut *source, &mut head).map_err(io_err)?;
             if n == 0 {
                 return Err(DecodeError::Empty { file });
             }
-            if let (true, Some(len)) = (head.starts_with(b"RIFF") && n == 12, byte_len) {
-                if let Some(fix) = wav_sizes::inspect(&mut *source, len).map_err(io_err)? {
+            if let Some(len) = byte_len.filter(|_| n == 12) {
+                let fix = if head.starts_with(b"RIFF") {
+                    header_fix::inspect_wav(&mut *source, len).map_err(io_err)?
+                } else if head.starts_with(b"ID3") || head[0] == 0xFF {
+                    header_fix::inspect_mp3(&mut *source, len).map_err(io_err)?
+                } else {
+                    None
+                };
+                if let Some(fix) = fix {
+                    length_unknown = fix.length_unknown;
                     header_notes.push(fix.note.clone());
-                    source = Box::new(wav_sizes::Patched::new(source, fix));
+                    source = Box::new(header_fix::Patched::new(source, fix));
                 }
             }
             if let (true, Some(len)) = (mp4::looks_like_mp4(&head[..n]), byte_len) {
@@ -258,6 +267,7 @@ impl AudioDecoder {
         };
         // Raw length before our trim; for MP3 only trusted with a LAME tag (else an estimate).
         let announced = match container.as_str() {
+            _ if length_unknown => None,
             "mp3" if track.delay.is_none() => None,
             "aac" | "mkv" => None,
             _ => track.num_frames,
@@ -272,6 +282,12 @@ impl AudioDecoder {
             SymphoniaError::Unsupported(what) => DecodeError::Unsupported {
                 file: file.clone(),
                 reason: format!("codec {codec}: {what}"),
+            },
+            // The decoder reads only its in-memory configuration here (e.g. AAC's
+            // AudioSpecificConfig): a bitstream error is corrupt input, never I/O.
+            SymphoniaError::IoError(e) => DecodeError::Corrupt {
+                file: file.clone(),
+                reason: format!("codec {codec}: invalid decoder configuration ({e})"),
             },
             e => map_fatal(&file, e, 0),
         })?;

@@ -1,4 +1,17 @@
-//! WAV files written to a pipe: their size fields are placeholders, the data runs to the end.
+//! Headers that lie about the length, repaired before symphonia reads them: the stream decides.
+//!
+//! Two cases, each with the bytes symphonia sees patched (never the file) and a sentence for the
+//! manifest ([`SizeFix::note`]):
+//!
+//! ## MP3 whose Xing/Info frame count is impossible
+//! A count of 0 or 1 on a file of thousands of frames (a broken tagger, a stream cut and
+//! re-tagged) made symphonia stop after that many frames: 0.000 s of a 20 s file, exit 0, where
+//! ffmpeg decodes it all. When the bytes after the tag frame could not fit in the frames it
+//! announces (more than twice the largest Layer III frame, 1441 bytes, per frame), the count is
+//! replaced by "unknown" and the stream is decoded to its end (the encoder padding at the end is
+//! then kept, as ffmpeg does).
+//!
+//! ## WAV files written to a pipe: their size fields are placeholders, the data runs to the end
 //!
 //! `ffmpeg -f wav -` writes `0xFFFFFFFF` as the RIFF and data sizes, `sox -t wav -` writes
 //! `0x7FFFF000`-style values, and some recorders leave 0 when they are killed before closing
@@ -31,11 +44,90 @@ pub(crate) struct SizeFix {
     patches: Vec<(u64, [u8; 4])>,
     /// What was wrong and what was done, for the manifest.
     pub note: String,
+    /// The container's frame count is not to be believed: decode to the end.
+    pub length_unknown: bool,
+}
+
+/// The largest MPEG-1/2/2.5 Layer III frame in bytes (320 kbps at 32 kHz, or 160 kbps at 8 kHz,
+/// with padding).
+const MAX_MP3_FRAME_BYTES: u64 = 1441;
+
+/// The smallest Layer III frame in bytes (8 kbps at 48 kHz): the file cannot hold more frames
+/// than its bytes divided by this, so that count never cuts the stream short.
+const MIN_MP3_FRAME_BYTES: u64 = 24;
+
+/// Looks for a Xing/Info tag in the first MPEG frame of a seekable MP3 of `len` bytes (after an
+/// optional ID3v2 tag) and returns the repair an impossible frame count needs, if any.
+pub(crate) fn inspect_mp3<R: Read + Seek + ?Sized>(
+    source: &mut R,
+    len: u64,
+) -> io::Result<Option<SizeFix>> {
+    source.seek(SeekFrom::Start(0))?;
+    let mut id3 = [0u8; 10];
+    source.read_exact(&mut id3)?;
+    let start = if &id3[0..3] == b"ID3" {
+        let size = id3[6..10]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 7) | u64::from(b & 0x7F));
+        10 + size + if id3[5] & 0x10 != 0 { 10 } else { 0 }
+    } else {
+        0
+    };
+    source.seek(SeekFrom::Start(start))?;
+    let mut frame = [0u8; 64];
+    if source.read(&mut frame)? < 64 {
+        return Ok(None);
+    }
+    if frame[0] != 0xFF || frame[1] & 0xE0 != 0xE0 || frame[1] & 0x06 != 0x02 {
+        return Ok(None); // not a Layer III frame header at the start
+    }
+    let mpeg1 = frame[1] & 0x18 == 0x18;
+    let mono = frame[3] & 0xC0 == 0xC0;
+    let side_info = match (mpeg1, mono) {
+        (true, false) => 32,
+        (true, true) | (false, false) => 17,
+        (false, true) => 9,
+    };
+    let tag = 4 + side_info;
+    if &frame[tag..tag + 4] != b"Xing" && &frame[tag..tag + 4] != b"Info" {
+        return Ok(None);
+    }
+    let flags = u32::from_be_bytes([
+        frame[tag + 4],
+        frame[tag + 5],
+        frame[tag + 6],
+        frame[tag + 7],
+    ]);
+    if flags & 1 == 0 {
+        return Ok(None);
+    }
+    let count_at = tag + 8;
+    let count = u32::from_be_bytes([
+        frame[count_at],
+        frame[count_at + 1],
+        frame[count_at + 2],
+        frame[count_at + 3],
+    ]);
+    let audio_bytes = len.saturating_sub(start);
+    if count > 0 && audio_bytes / u64::from(count) <= 2 * MAX_MP3_FRAME_BYTES {
+        return Ok(None);
+    }
+    // An upper bound, not u32::MAX: symphonia gives up gapless trimming (the start delay too)
+    // when the announced length does not fit its timestamps.
+    let bound = u32::try_from(audio_bytes / MIN_MP3_FRAME_BYTES + 1).unwrap_or(u32::MAX);
+    Ok(Some(SizeFix {
+        patches: vec![(start + count_at as u64, bound.to_be_bytes())],
+        note: format!(
+            "the Xing/Info tag says the MP3 has {count} frames, which cannot hold its \
+             {audio_bytes} bytes; it was decoded to its end instead"
+        ),
+        length_unknown: true,
+    }))
 }
 
 /// Walks the RIFF chunks of a seekable WAV of `len` bytes and returns the repair its data size
 /// needs, if any. Leaves the source's position unspecified (the caller seeks back).
-pub(crate) fn inspect<R: Read + Seek + ?Sized>(
+pub(crate) fn inspect_wav<R: Read + Seek + ?Sized>(
     source: &mut R,
     len: u64,
 ) -> io::Result<Option<SizeFix>> {
@@ -74,6 +166,7 @@ pub(crate) fn inspect<R: Read + Seek + ?Sized>(
                     "the WAV data size field says {size:#010x} (a streaming placeholder); \
                      the length was taken from the file: {actual} bytes"
                 ),
+                length_unknown: false,
             }));
         }
         // Chunks are padded to an even size.
@@ -168,7 +261,7 @@ mod tests {
         for placeholder in [0u32, u32::MAX, 0x7FFF_F000] {
             let bytes = wav(placeholder, u32::MAX, 1000);
             let len = bytes.len() as u64;
-            let fix = inspect(&mut Cursor::new(bytes.clone()), len)
+            let fix = inspect_wav(&mut Cursor::new(bytes.clone()), len)
                 .unwrap()
                 .expect("fixed");
             let mut patched = Patched::new(Box::new(Cursor::new(bytes)), fix);
@@ -184,13 +277,17 @@ mod tests {
     #[test]
     fn real_sizes_are_left_alone_even_when_the_file_is_short() {
         let bytes = wav(4000, 4036, 1000);
-        assert!(inspect(&mut Cursor::new(bytes.clone()), bytes.len() as u64)
-            .unwrap()
-            .is_none());
+        assert!(
+            inspect_wav(&mut Cursor::new(bytes.clone()), bytes.len() as u64)
+                .unwrap()
+                .is_none()
+        );
         // Cut short: a truncation, not a placeholder.
         let bytes = wav(400_000, 400_036, 1000);
-        assert!(inspect(&mut Cursor::new(bytes.clone()), bytes.len() as u64)
-            .unwrap()
-            .is_none());
+        assert!(
+            inspect_wav(&mut Cursor::new(bytes.clone()), bytes.len() as u64)
+                .unwrap()
+                .is_none()
+        );
     }
 }
