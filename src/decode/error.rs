@@ -1,7 +1,14 @@
 //! [`DecodeError`]: why a source could not be decoded, with a low-cardinality [`DecodeError::kind`]
 //! for metrics and a [`DecodeError::retryable`] verdict for the job runner.
 
+use crate::io::IoError;
 use std::io;
+
+/// The object-I/O error an S3 source wrapped into the `std::io::Error` symphonia passed back,
+/// if that is what `source` carries: its kind and retryability are the real ones.
+fn object_error(source: &io::Error) -> Option<&IoError> {
+    source.get_ref()?.downcast_ref::<IoError>()
+}
 
 /// Why decoding failed. Every message names the source (file path or object name) and the reason.
 ///
@@ -132,7 +139,7 @@ impl DecodeError {
         match self {
             Self::NotFound { .. } => "not_found",
             Self::NotAFile { .. } => "not_a_file",
-            Self::Io { .. } => "io",
+            Self::Io { source, .. } => object_error(source).map_or("io", IoError::kind),
             Self::Empty { .. } | Self::NoFrames { .. } => "empty",
             Self::NotAudio { .. } => "not_audio",
             Self::Unsupported { .. } => "unsupported",
@@ -148,17 +155,21 @@ impl DecodeError {
     /// running the job again may succeed. Input problems are never retryable.
     pub fn retryable(&self) -> bool {
         match self {
-            Self::Io { source, .. } => matches!(
-                source.kind(),
-                io::ErrorKind::Interrupted
-                    | io::ErrorKind::TimedOut
-                    | io::ErrorKind::WouldBlock
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::ConnectionRefused
-                    | io::ErrorKind::NotConnected
-                    | io::ErrorKind::BrokenPipe
-            ),
+            Self::Io { source, .. } => match object_error(source) {
+                // An S3 reader's error keeps its own verdict (a 503 SlowDown is retryable).
+                Some(error) => error.retryable(),
+                None => matches!(
+                    source.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::WouldBlock
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::NotConnected
+                        | io::ErrorKind::BrokenPipe
+                ),
+            },
             _ => false,
         }
     }

@@ -723,6 +723,93 @@ fn read_up_to(source: &mut dyn MediaSource, buf: &mut [u8]) -> io::Result<usize>
 mod tests {
     use super::*;
 
+    /// A source that serves `good` bytes of a real file, then fails every read with `error()`:
+    /// an S3 reader whose retries ran out in the middle of a job.
+    struct FailsAfter {
+        file: std::io::Cursor<Vec<u8>>,
+        good: u64,
+        error: fn() -> io::Error,
+    }
+
+    impl io::Read for FailsAfter {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let left = self.good.saturating_sub(self.file.position());
+            if left == 0 {
+                return Err((self.error)());
+            }
+            let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            self.file.read(&mut buf[..n])
+        }
+    }
+
+    impl io::Seek for FailsAfter {
+        fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+            self.file.seek(pos)
+        }
+    }
+
+    impl MediaSource for FailsAfter {
+        fn is_seekable(&self) -> bool {
+            true
+        }
+        fn byte_len(&self) -> Option<u64> {
+            Some(self.file.get_ref().len() as u64)
+        }
+    }
+
+    fn decode_until_error(error: fn() -> io::Error) -> DecodeError {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pydub/test4.wav"
+        );
+        let bytes = std::fs::read(path).expect("fixture");
+        let source = FailsAfter {
+            good: bytes.len() as u64 / 2,
+            file: std::io::Cursor::new(bytes),
+            error,
+        };
+        let mut decoder = AudioDecoder::open_source(
+            Box::new(source),
+            "s3://b/in.wav",
+            None,
+            DecodeOptions::default(),
+        )
+        .expect("the header is readable");
+        let mut block = Block::new(decoder.info().spec.channels, 4096);
+        loop {
+            match decoder.fill(&mut block) {
+                Ok(0) => panic!("decoded to the end through a failing source"),
+                Ok(_) => {}
+                Err(e) => return e,
+            }
+        }
+    }
+
+    #[test]
+    fn a_transient_object_read_error_mid_stream_stays_retryable() {
+        // Before: the reader's typed error (503 SlowDown after its retries) reached the job as
+        // a permanent "io" error, and the worker dead-lettered the message.
+        let throttled = decode_until_error(|| {
+            io::Error::other(crate::io::IoError::Remote {
+                op: "get_object",
+                target: "s3://b/in.wav".into(),
+                reason: "SlowDown: please reduce your request rate".into(),
+                retryable: true,
+            })
+        });
+        assert!(throttled.retryable(), "{throttled}");
+        assert_eq!(throttled.kind(), "s3_remote");
+        assert!(throttled.to_string().contains("SlowDown"), "{throttled}");
+        let denied = decode_until_error(|| {
+            io::Error::other(crate::io::IoError::AccessDenied {
+                op: "get_object",
+                target: "s3://b/in.wav".into(),
+            })
+        });
+        assert!(!denied.retryable());
+        assert_eq!(denied.kind(), "access_denied");
+    }
+
     #[test]
     fn panics_become_errors_naming_the_file() {
         let result: Result<(), DecodeError> = catch("song.mp3", || panic!("index out of bounds"));

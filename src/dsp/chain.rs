@@ -2,23 +2,18 @@
 
 use super::{Stage, StageContext, StageError, StageEvent};
 use crate::audio::{Block, StreamSpec};
-use crate::telemetry::names;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// Per-stage metric handles, registered once in [`Chain::prepare`] so a block records with two
-/// atomic updates and no lookup. No-ops when no metrics exporter is installed.
-struct StageMeter {
-    block_seconds: metrics::Histogram,
-    frames: metrics::Counter,
-}
-
-impl StageMeter {
-    fn new(stage: &'static str) -> Self {
-        Self {
-            block_seconds: metrics::histogram!(names::STAGE_BLOCK_DURATION_SECONDS, "stage" => stage),
-            frames: metrics::counter!(names::STAGE_PROCESSED_FRAMES_TOTAL, "stage" => stage),
-        }
-    }
+/// What one stage did in the chain's last [`Chain::process`] or [`Chain::flush`] call: the
+/// caller (the runner) turns these into metrics, so `dsp` stays free of telemetry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StageTiming {
+    /// The stage's name.
+    pub stage: &'static str,
+    /// Wall time of its `process` call.
+    pub elapsed: Duration,
+    /// Frames it was given.
+    pub frames: u64,
 }
 
 /// An ordered list of stages applied block by block to one stream.
@@ -46,8 +41,9 @@ pub struct Chain {
     ended: bool,
     frames_out: u64,
     context: StageContext,
-    /// One per stage, from `prepare`; metered in `process` and `flush`, not in analysis passes.
-    meters: Vec<StageMeter>,
+    /// One per stage, from `prepare`; rewritten by every `process` and `flush` (not by analysis
+    /// passes), in place: nothing allocates per block.
+    timings: Vec<StageTiming>,
 }
 
 impl Chain {
@@ -66,7 +62,7 @@ impl Chain {
             ended: false,
             frames_out: 0,
             context: StageContext::default(),
-            meters: Vec::new(),
+            timings: Vec::new(),
         }
     }
 
@@ -107,10 +103,14 @@ impl Chain {
                 Some(before)
             })
             .collect();
-        self.meters = self
+        self.timings = self
             .stages
             .iter()
-            .map(|s| StageMeter::new(s.name()))
+            .map(|s| StageTiming {
+                stage: s.name(),
+                elapsed: Duration::ZERO,
+                frames: 0,
+            })
             .collect();
         self.input_spec = Some(input);
         self.output_spec = Some(spec);
@@ -164,9 +164,14 @@ impl Chain {
             &self.latency_before,
             input,
             &mut self.context,
-            &self.meters,
+            &mut self.timings,
         );
         self.finish_output()
+    }
+
+    /// Each stage's time and frames in the last `process` or `flush` call, in chain order.
+    pub fn last_stage_timings(&self) -> &[StageTiming] {
+        &self.timings
     }
 
     /// The events (piece boundaries) the stages emitted during the last `process` or `flush`
@@ -199,7 +204,7 @@ impl Chain {
             &self.latency_before,
             &self.silence,
             &mut self.context,
-            &self.meters,
+            &mut self.timings,
         );
         Some(self.finish_output())
     }
@@ -225,7 +230,7 @@ impl Chain {
             &self.latency_before[..index],
             input,
             &mut self.context,
-            &[],
+            &mut [], // analysis passes are not timed
         );
         self.context.clear_events();
         let observed = if index == 0 {
@@ -293,7 +298,7 @@ fn run_stages(
     latency_before: &[usize],
     input: &Block,
     cx: &mut StageContext,
-    meters: &[StageMeter],
+    timings: &mut [StageTiming],
 ) {
     if stages.is_empty() {
         if let Some(first) = buffers.first_mut() {
@@ -305,11 +310,11 @@ fn run_stages(
         let (before, after) = buffers.split_at_mut(i);
         let src = if i == 0 { input } else { &before[i - 1] };
         let events_before = cx.events().len();
-        let started = meters.get(i).map(|_| Instant::now());
+        let started = Instant::now();
         stage.process(src, &mut after[0], cx);
-        if let (Some(meter), Some(started)) = (meters.get(i), started) {
-            meter.block_seconds.record(started.elapsed().as_secs_f64());
-            meter.frames.increment(src.frames() as u64);
+        if let Some(timing) = timings.get_mut(i) {
+            timing.elapsed = started.elapsed();
+            timing.frames = src.frames() as u64;
         }
         let shift = latency_before[i] as u64;
         if shift > 0 {

@@ -16,7 +16,7 @@ mod stage;
 #[cfg(test)]
 mod test_util;
 
-pub use chain::Chain;
+pub use chain::{Chain, StageTiming};
 pub use gain::Gain;
 pub use limiter::{Limiter, LimiterMode, LimiterParams};
 pub use normalize::{Normalize, NormalizeParamError, NormalizeParams};

@@ -15,7 +15,7 @@ use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
 use crate::encode::{move_into_place, Mp3Rate, OutputFormat, WavSampleFormat};
 use crate::io::{self, ObjectRef, S3Context};
-use crate::telemetry::{self, names, AudioSecondsCounter};
+use crate::telemetry::{self, names, AudioSecondsCounter, StageMeter};
 use crossbeam_channel::bounded;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -484,11 +484,17 @@ fn stream<'a>(
                     };
                     // Any exit but the end of the flush means the job failed.
                     let guard = FailOnDrop::new(failed);
+                    let meters: Vec<StageMeter> = chain
+                        .stage_names()
+                        .into_iter()
+                        .map(StageMeter::new)
+                        .collect();
                     for block in decoded_rx {
                         let Some(mut out) = processed_pool.take_unless(failed) else {
                             return;
                         };
                         pool.install(|| out.copy_from(chain.process(&block)));
+                        record_stage_timings(&meters, chain);
                         decoded_pool.give(block);
                         if !forward(chain, out) {
                             return;
@@ -505,6 +511,9 @@ fn stream<'a>(
                             }
                             None => false,
                         });
+                        if more {
+                            record_stage_timings(&meters, chain);
+                        }
                         if !more {
                             guard.disarm();
                             return;
@@ -561,6 +570,13 @@ fn stream<'a>(
         let (entries, published) = outputs.finish()?;
         Ok((decoded, entries, published))
     })
+}
+
+/// Records the chain's last per-stage timings in the metrics (`dsp` itself knows no metrics).
+fn record_stage_timings(meters: &[StageMeter], chain: &Chain) {
+    for (meter, timing) in meters.iter().zip(chain.last_stage_timings()) {
+        meter.record(timing.elapsed, timing.frames);
+    }
 }
 
 /// Sets the pipeline's `failed` flag when dropped, unless [`FailOnDrop::disarm`]ed: a thread

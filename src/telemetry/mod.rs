@@ -140,6 +140,29 @@ pub fn record_s3_request(op: &'static str, ok: bool, started: Instant) {
     .record(started.elapsed().as_secs_f64());
 }
 
+/// Per-stage metric handles, registered once per job so a block records with two atomic updates
+/// and no lookup. No-ops when no metrics exporter is installed.
+pub struct StageMeter {
+    block_seconds: metrics::Histogram,
+    frames: metrics::Counter,
+}
+
+impl StageMeter {
+    /// The handles of the stage named `stage`.
+    pub fn new(stage: &'static str) -> Self {
+        Self {
+            block_seconds: metrics::histogram!(names::STAGE_BLOCK_DURATION_SECONDS, "stage" => stage),
+            frames: metrics::counter!(names::STAGE_PROCESSED_FRAMES_TOTAL, "stage" => stage),
+        }
+    }
+
+    /// Records one block: its processing time and frame count.
+    pub fn record(&self, elapsed: Duration, frames: u64) {
+        self.block_seconds.record(elapsed.as_secs_f64());
+        self.frames.increment(frames);
+    }
+}
+
 /// Codec labels besides `pcm` (every PCM variant) and `other`.
 const KNOWN_CODECS: &[&str] = &["mp3", "aac", "flac", "vorbis", "alac", "adpcm"];
 
