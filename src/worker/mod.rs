@@ -174,7 +174,10 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> Result<WorkerSumm
         Arc::clone(&heartbeat_stop),
     ));
 
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<(u64, Disposition)>();
+    // Bounded by the job slots: each job thread sends exactly one completion, and at most
+    // `max_jobs` job threads exist at once, so a send never waits.
+    let (done_tx, done_rx) =
+        crossbeam_channel::bounded::<(u64, Disposition)>(config.max_jobs.max(1));
     let mut running: HashMap<u64, std::thread::JoinHandle<()>> = HashMap::new();
     let mut summary = WorkerSummary::default();
     let mut next_id = 0u64;
