@@ -195,11 +195,17 @@ impl AudioDecoder {
             }
             if let Some(len) = byte_len.filter(|_| n == 12) {
                 let fix = if head.starts_with(b"RIFF") {
-                    header_fix::inspect_wav(&mut *source, len).map_err(io_err)?
+                    header_fix::inspect_wav(&mut *source, len)
                 } else if head.starts_with(b"ID3") || head[0] == 0xFF {
-                    header_fix::inspect_mp3(&mut *source, len).map_err(io_err)?
+                    header_fix::inspect_mp3(&mut *source, len)
                 } else {
-                    None
+                    Ok(None)
+                };
+                // A header too short to inspect is symphonia's to report (as truncated or
+                // not audio), not an I/O error.
+                let fix = match fix {
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
+                    other => other.map_err(io_err)?,
                 };
                 if let Some(fix) = fix {
                     length_unknown = fix.length_unknown;
