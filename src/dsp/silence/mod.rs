@@ -16,6 +16,7 @@ mod accurate;
 mod auto;
 mod pydub;
 mod splitter;
+mod time;
 
 use crate::audio::{Block, StreamSpec};
 use crate::dsp::{ParamError, Stage, StageContext, StageError};

@@ -87,7 +87,7 @@ pub(crate) enum Scale {
 impl Scale {
     pub(crate) fn to_frame(self, u: i64) -> u64 {
         match self {
-            Self::Ms { rate_per_ms } => super::pydub::ms_to_frame(u.max(0), rate_per_ms),
+            Self::Ms { rate_per_ms } => super::time::ms_to_frame(u.max(0), rate_per_ms),
             Self::Frames => u.max(0) as u64,
         }
     }
@@ -448,7 +448,7 @@ impl Emitter {
     }
 
     fn len_ms(&self, frames: u64) -> i64 {
-        super::pydub::frames_to_len_ms(frames, self.sample_rate)
+        super::time::frames_to_len_ms(frames, self.sample_rate)
     }
 
     fn start_event(&mut self, cx: &mut StageContext, source: u64) {
