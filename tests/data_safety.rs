@@ -22,6 +22,15 @@ fn longwave(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs an external tool (`mknod`, `ffmpeg` …), which must succeed; `why` says what it needs.
+fn tool(program: &str, args: &[&str], why: &str) {
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .unwrap_or_else(|e| panic!("{program} cannot start ({why}): {e}"));
+    assert!(status.success(), "{program} {args:?} failed ({why})");
+}
+
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
@@ -125,11 +134,11 @@ fn device_nodes_and_pipes_are_never_outputs_or_inputs() {
     // A character device of our own (the null device's numbers), so a regression cannot
     // replace the machine's /dev/null. Tests run as root (CI does); mknod needs it.
     let device = dir.path().join("null");
-    let made = Command::new("mknod")
-        .args([s(&device), "c", "1", "3"])
-        .status()
-        .unwrap();
-    assert!(made.success(), "mknod needs root, as the test suite runs");
+    tool(
+        "mknod",
+        &[s(&device), "c", "1", "3"],
+        "needs root, as the test suite runs",
+    );
     assert_fails(
         &longwave(&["process", s(&input), "-o", s(&device), "--format", "mp3"]),
         1,
@@ -142,8 +151,7 @@ fn device_nodes_and_pipes_are_never_outputs_or_inputs() {
     assert!(!dir.path().join("null.manifest.json").exists());
 
     let fifo = dir.path().join("pipe.wav");
-    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
-    assert!(made.success());
+    tool("mkfifo", &[s(&fifo)], "coreutils");
     let started = Instant::now();
     assert_fails(
         &longwave(&["process", s(&fifo), "-o", s(&dir.path().join("o.wav"))]),
@@ -314,11 +322,11 @@ fn sigterm_and_sigint_leave_nothing_behind() {
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(300));
-        let killed = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        tool(
+            "kill",
+            &[&format!("-{signal}"), &child.id().to_string()],
+            "procps",
+        );
         let result = child.wait_with_output().unwrap();
         assert_fails(&result, code, &["in.wav", "interrupted by signal"]);
         assert!(listing(&out_dir).is_empty(), "{:?}", listing(&out_dir));
@@ -492,8 +500,9 @@ fn aiff_decodes_and_a_corrupt_decoder_config_is_corrupt_not_io() {
     let dir = tempfile::tempdir().unwrap();
     let input = speech(dir.path(), "in.wav", 2.0);
     let aiff = dir.path().join("in.aiff");
-    let made = Command::new("ffmpeg")
-        .args([
+    tool(
+        "ffmpeg",
+        &[
             "-v",
             "error",
             "-i",
@@ -501,10 +510,9 @@ fn aiff_decodes_and_a_corrupt_decoder_config_is_corrupt_not_io() {
             "-c:a",
             "pcm_s16be",
             s(&aiff),
-        ])
-        .status()
-        .unwrap();
-    assert!(made.success());
+        ],
+        "scripts/setup-test-env.sh installs it",
+    );
     let out = dir.path().join("from-aiff.wav");
     let run = longwave(&["process", s(&aiff), "-o", s(&out), "--quiet"]);
     assert!(run.status.success(), "{run:?}");
@@ -542,11 +550,11 @@ fn an_mp3_whose_xing_count_is_impossible_decodes_whole() {
     let dir = tempfile::tempdir().unwrap();
     let input = speech(dir.path(), "in.wav", 20.0);
     let mp3 = dir.path().join("in.mp3");
-    let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", s(&input), "-b:a", "128k", s(&mp3)])
-        .status()
-        .unwrap();
-    assert!(made.success());
+    tool(
+        "ffmpeg",
+        &["-v", "error", "-i", s(&input), "-b:a", "128k", s(&mp3)],
+        "scripts/setup-test-env.sh installs it",
+    );
     let bytes = std::fs::read(&mp3).unwrap();
     let tag = bytes
         .windows(4)

@@ -45,13 +45,20 @@ impl SampleRepairs {
     }
 }
 
+/// True when [`sanitize`] would change nothing: every sample finite and within
+/// ±[`MAX_SAMPLE_MAGNITUDE`] (`abs() <= limit` is false for NaN too, so one comparison a sample).
+#[inline]
+pub fn is_clean(samples: &[f32]) -> bool {
+    samples.iter().all(|x| x.abs() <= MAX_SAMPLE_MAGNITUDE)
+}
+
 /// Repairs `samples` in place by the module's policy and returns what it changed.
 ///
 /// The common case (every sample finite and in range) is one comparison per sample and no
 /// write: `abs() <= limit` is false for NaN too, so a single scan finds both kinds.
 pub fn sanitize(samples: &mut [f32]) -> SampleRepairs {
     let mut repairs = SampleRepairs::default();
-    if samples.iter().all(|x| x.abs() <= MAX_SAMPLE_MAGNITUDE) {
+    if is_clean(samples) {
         return repairs;
     }
     for x in samples.iter_mut() {

@@ -10,7 +10,7 @@ mod hygiene;
 mod pool;
 
 pub use block::Block;
-pub use hygiene::{sanitize, SampleRepairs, MAX_SAMPLE_MAGNITUDE};
+pub use hygiene::{is_clean, sanitize, SampleRepairs, MAX_SAMPLE_MAGNITUDE};
 pub use pool::BlockPool;
 
 use serde::Serialize;

@@ -200,7 +200,7 @@ pub fn run() -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(" ");
             let first = first.trim_start_matches("error: ");
-            return Err(UsageError(cap_echo(first)).into());
+            return Err(UsageError(job::cap_echo(first)).into());
         }
     };
     match cli.command {
@@ -210,15 +210,6 @@ pub fn run() -> Result<()> {
         Command::Worker(args) => worker::run(args),
         Command::Generate(args) => generate(args),
         Command::Demo(args) => demo::run(&args.dir, args.seconds),
-    }
-}
-
-/// `text` cut to at most 300 characters (with "…"), so a huge argument is not echoed whole.
-fn cap_echo(text: &str) -> String {
-    const MAX: usize = 300;
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
     }
 }
 

@@ -272,17 +272,13 @@ impl Encoder for Mp3Encoder {
         // LAME's documented worst case: 1.25 × samples + 7200 bytes. `reserve` allocates only
         // when a block is larger than every one before.
         self.out.reserve(max_required_buffer_size(block.frames()));
-        let clean = (0..self.channels).all(|ch| Quantizer::float_clean(block.channel(ch)));
+        let clean = (0..self.channels).all(|ch| crate::audio::is_clean(block.channel(ch)));
         if !clean {
             for ch in 0..self.channels {
                 let repaired = &mut self.repaired[ch];
                 repaired.clear();
-                repaired.extend(
-                    block
-                        .channel(ch)
-                        .iter()
-                        .map(|&x| self.quantizer.guard_float(x)),
-                );
+                repaired.extend_from_slice(block.channel(ch));
+                self.quantizer.count(crate::audio::sanitize(repaired));
             }
         }
         let (left, right): (&[f32], &[f32]) = match (clean, self.channels) {

@@ -1,12 +1,13 @@
 //! The one conversion from f32 samples to what an encoder stores, with every clip counted.
 //!
-//! Integer outputs (WAV PCM 16/24, FLAC 16/24) quantise through [`Quantizer`]; float WAV and MP3
-//! pass samples through [`Quantizer::guard_float`]. Both follow the hygiene policy of
+//! Integer outputs (WAV PCM 16/24, FLAC 16/24) quantise through [`Quantizer`]; float WAV passes
+//! samples through [`Quantizer::guard_float`], MP3 repairs a copy of an unclean block with
+//! `audio::sanitize` and [`Quantizer::count`]s it. Both follow the hygiene policy of
 //! `audio::sanitize` (non-finite → 0.0, counted), so an encoder never stores NaN or hands one to
 //! LAME even if a stage produced one, and both count the samples that had to be clamped to what
 //! the format carries. The counts go into the manifest's output entry.
 
-use crate::audio::MAX_SAMPLE_MAGNITUDE;
+use crate::audio::{SampleRepairs, MAX_SAMPLE_MAGNITUDE};
 
 /// Integer PCM depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,11 +102,11 @@ impl Quantizer {
         }
     }
 
-    /// True when every sample of `samples` passes [`Quantizer::guard_float`] unchanged (the
-    /// common case, checked before copying anything).
-    #[inline]
-    pub(crate) fn float_clean(samples: &[f32]) -> bool {
-        samples.iter().all(|x| x.abs() <= MAX_SAMPLE_MAGNITUDE)
+    /// Adds repairs made by `audio::sanitize` on a copy of the samples (the MP3 path) to the
+    /// counts: clamped magnitudes count as clipped.
+    pub(crate) fn count(&mut self, repairs: SampleRepairs) {
+        self.clipped += repairs.out_of_range;
+        self.non_finite += repairs.non_finite;
     }
 
     /// The slow path of the integer conversions: NaN/Inf → 0, anything else to the nearer limit.
@@ -165,7 +166,5 @@ mod tests {
         assert_eq!(q.guard_float(1e9), MAX_SAMPLE_MAGNITUDE);
         assert_eq!(q.guard_float(f32::NAN), 0.0);
         assert_eq!((q.clipped, q.non_finite), (1, 1));
-        assert!(Quantizer::float_clean(&[0.0, 1.5, -16.0]));
-        assert!(!Quantizer::float_clean(&[0.0, f32::NAN]));
     }
 }

@@ -230,8 +230,9 @@ pub fn parse_chain(json: &str) -> Result<Vec<StageSpec>, SpecError> {
 /// Longest text of the user's echoed back in an error, in characters.
 const MAX_ECHO: usize = 200;
 
-/// `text` cut to [`MAX_ECHO`] characters (with "…"): a 100 MB stage name is not echoed whole.
-fn cap_echo(text: &str) -> String {
+/// `text` cut to 200 characters (with "…"): a 100 MB stage name is not echoed whole.
+/// Every error that quotes user input (here and on the command line) goes through it.
+pub fn cap_echo(text: &str) -> String {
     match text.char_indices().nth(MAX_ECHO) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),

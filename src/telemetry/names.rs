@@ -2,7 +2,7 @@
 //!
 //! Every metric longwave emits is listed here and nowhere else: code refers to the constants,
 //! the exporter takes the histogram buckets from [`CATALOGUE`], and the dashboards test checks
-//! every query against it. Conventions (`../shared/style.md`): `longwave_` prefix, base units
+//! every query against it. Conventions (Prometheus naming, as Vector's catalogue does): `longwave_` prefix, base units
 //! (seconds, bytes, frames), counters end in `_total`, labels from bounded sets only — never a
 //! job id or an object key (those go in log fields).
 
