@@ -584,3 +584,125 @@ fn an_mp3_whose_xing_count_is_impossible_decodes_whole() {
         assert!(note.contains(&format!("{count} frames")), "{note}");
     }
 }
+
+/// Ogg's page checksum, written out here independently of the code under test (CRC-32,
+/// polynomial 0x04C11DB7, not reflected, initial value 0, checksum field zeroed).
+fn ogg_crc(page: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for (i, &byte) in page.iter().enumerate() {
+        let byte = if (22..26).contains(&i) { 0 } else { byte };
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[test]
+fn an_ogg_whose_last_granule_is_before_the_previous_page_decodes_whole() {
+    // Before: a last page whose granule position lies before the previous page's made every
+    // packet of that page trimmed away: 19.4 s of a 20 s Vorbis file, exit 0, where ffmpeg
+    // decodes all 20 s.
+    let dir = tempfile::tempdir().unwrap();
+    let input = speech(dir.path(), "in.wav", 20.0);
+    let ogg = dir.path().join("in.ogg");
+    tool(
+        "ffmpeg",
+        &["-v", "error", "-i", s(&input), "-c:a", "libvorbis", s(&ogg)],
+        "scripts/setup-test-env.sh installs it",
+    );
+    let mut bytes = std::fs::read(&ogg).unwrap();
+    let starts: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"OggS")
+        .map(|(i, _)| i)
+        .collect();
+    let (previous, last) = (starts[starts.len() - 2], starts[starts.len() - 1]);
+    let granule = |at: usize| i64::from_le_bytes(bytes[at + 6..at + 14].try_into().unwrap());
+    let honest = granule(last);
+    let lying = granule(previous) - 13_230; // 0.3 s before the previous page's end
+    bytes[last + 6..last + 14].copy_from_slice(&lying.to_le_bytes());
+    let crc = ogg_crc(&bytes[last..]);
+    bytes[last + 22..last + 26].copy_from_slice(&crc.to_le_bytes());
+    let broken = dir.path().join("lying-granule.ogg");
+    std::fs::write(&broken, &bytes).unwrap();
+
+    let ffmpeg = ffmpeg_frames(&broken);
+    assert!(ffmpeg as i64 >= honest, "ffmpeg {ffmpeg}, granule {honest}");
+    let out = dir.path().join("out.wav");
+    let run = longwave(&["process", s(&broken), "-o", s(&out), "--quiet"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(ffmpeg_frames(&out), ffmpeg);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(format!("{}.manifest.json", s(&out))).unwrap())
+            .unwrap();
+    let note = manifest["input"]["header_notes"][0].as_str().unwrap();
+    assert!(note.contains(&format!("({lying})")), "{note}");
+
+    // The honest file keeps its end trim: exactly what its last granule position says.
+    let out = dir.path().join("honest.wav");
+    let run = longwave(&["process", s(&ogg), "-o", s(&out), "--quiet"]);
+    assert!(run.status.success(), "{run:?}");
+    assert_eq!(ffmpeg_frames(&out) as i64, honest);
+}
+
+#[test]
+fn an_mkv_that_lost_data_to_corruption_is_not_a_silent_success() {
+    // Before: 100 flipped bytes in a 20 s Vorbis MKV made the reader resynchronise over whole
+    // block groups without an error: exit 0 with 14.7 s of 20 s and a few "bad packets"
+    // reported. Matroska states its duration; a stream ending clearly short of it is truncated.
+    let dir = tempfile::tempdir().unwrap();
+    let mkv = dir.path().join("in.mkv");
+    tool(
+        "ffmpeg",
+        &[
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=20:sample_rate=44100",
+            "-ac",
+            "2",
+            "-c:a",
+            "libvorbis",
+            s(&mkv),
+        ],
+        "scripts/setup-test-env.sh installs it",
+    );
+    let whole = dir.path().join("whole.wav");
+    let run = longwave(&["process", s(&mkv), "-o", s(&whole), "--quiet"]);
+    assert!(run.status.success(), "the intact file decodes: {run:?}");
+    let announced = 20 * 44_100;
+    assert!(ffmpeg_frames(&whole) >= announced);
+
+    // 100 bytes flipped after the first cluster (the codec setup stays intact), at positions
+    // from a fixed LCG: this pattern loses about 5 s without a decode error.
+    let mut bytes = std::fs::read(&mkv).unwrap();
+    let first_cluster = bytes
+        .windows(4)
+        .position(|w| w == [0x1F, 0x43, 0xB6, 0x75])
+        .unwrap();
+    let mut state = 2u64;
+    for _ in 0..100 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let at = first_cluster + (state >> 33) as usize % (bytes.len() - first_cluster);
+        bytes[at] ^= 0xFF;
+    }
+    let broken = dir.path().join("flipped.mkv");
+    std::fs::write(&broken, &bytes).unwrap();
+    let out = dir.path().join("flipped.wav");
+    let run = longwave(&["process", s(&broken), "-o", s(&out), "--quiet"]);
+    assert_fails(&run, 1, &["flipped.mkv", "truncated", "882132 frames"]);
+    assert!(!out.exists(), "no output for a failed run");
+    let report = longwave(&["analyze", s(&broken)]);
+    assert_fails(&report, 1, &["flipped.mkv", "truncated"]);
+}

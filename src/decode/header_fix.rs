@@ -1,6 +1,6 @@
 //! Headers that lie about the length, repaired before symphonia reads them: the stream decides.
 //!
-//! Two cases, each with the bytes symphonia sees patched (never the file) and a sentence for the
+//! Three cases, each with the bytes symphonia sees patched (never the file) and a sentence for the
 //! manifest ([`SizeFix::note`]):
 //!
 //! ## MP3 whose Xing/Info frame count is impossible
@@ -24,9 +24,16 @@
 //!
 //! Hand-written: a 12-byte header and a chunk walk; no crate exposes "WAV with lying sizes" as
 //! an option, and the repair has to happen before symphonia's reader sees the header.
+//!
+//! ## Ogg whose last granule position is before the previous page's
+//! See [`ogg`]: the last page's audio is decoded instead of trimmed away.
+
+mod ogg;
 
 use std::io::{self, Read, Seek, SeekFrom};
 use symphonia::core::io::MediaSource;
+
+pub(crate) use ogg::inspect_ogg;
 
 /// Data sizes that mean "unknown" rather than a length, given the bytes `available` after the
 /// chunk header: 0 with data present, or a huge value (`0xFFFFFFFF`, sox's `0x7FFFF000`…)

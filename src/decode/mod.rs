@@ -21,7 +21,9 @@
 //!   unusable afterwards (every later call returns the same error).
 //! - A stream that ends clearly short of the length its container announced (more than one packet
 //!   plus one per skipped packet) is [`DecodeError::Truncated`]. This also catches data lost in
-//!   the middle when a reader resynchronises over garbage (MP3 does) without reporting an error.
+//!   the middle when a reader resynchronises over garbage (MP3 and Matroska do) without
+//!   reporting an error. Matroska gives no frame count; a single-track file's segment duration
+//!   stands in for it (`matroska_length`).
 //! - Everything else is fatal for the job.
 //!
 //! # Dependencies
@@ -198,6 +200,8 @@ impl AudioDecoder {
                     header_fix::inspect_wav(&mut *source, len)
                 } else if head.starts_with(b"ID3") || head[0] == 0xFF {
                     header_fix::inspect_mp3(&mut *source, len)
+                } else if head.starts_with(b"OggS") {
+                    header_fix::inspect_ogg(&mut *source, len)
                 } else {
                     Ok(None)
                 };
@@ -275,7 +279,8 @@ impl AudioDecoder {
         let announced = match container.as_str() {
             _ if length_unknown => None,
             "mp3" if track.delay.is_none() => None,
-            "aac" | "mkv" => None,
+            "aac" => None,
+            "mkv" => matroska_length(format.as_ref(), params.sample_rate),
             _ => track.num_frames,
         };
         // symphonia 0.6.1 never sets `delay` for MP4; if a later version does, it trims itself.
@@ -679,6 +684,22 @@ fn select_track<'a>(file: &str, tracks: &'a [Track]) -> Result<&'a Track, Decode
                 tracks.len()
             ),
         })
+}
+
+/// The length a Matroska/WebM file announces for its only track, in frames: the segment's
+/// `Duration` (millisecond precision with the usual timestamp scale). symphonia gives MKV tracks
+/// no frame count; without this, a cluster lost to corruption (the reader resynchronises over it
+/// without an error) would go unnoticed. Only for single-track files: the segment's duration is
+/// the longest track's, and in a video the audio may legitimately end earlier. Live recordings
+/// (browsers' `MediaRecorder`) carry no duration and get no check.
+fn matroska_length(format: &dyn FormatReader, sample_rate: Option<u32>) -> Option<u64> {
+    if format.tracks().len() != 1 {
+        return None;
+    }
+    let info = format.media_info();
+    let time = info.time_base?.calc_duration(info.duration?)?;
+    let frames = time.as_nanos() * i128::from(sample_rate?) / 1_000_000_000;
+    u64::try_from(frames).ok()
 }
 
 /// `select_track` only returns audio tracks; this keeps the impossible case an error, not a panic.
