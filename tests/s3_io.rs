@@ -352,7 +352,7 @@ fn an_object_replaced_mid_read_fails_instead_of_mixing_versions() {
 fn write_and_check(ctx: &S3Context, b: &str, key: &str, total: usize, dir: &Path) -> String {
     let mut expected = random_bytes(total, total as u64);
     let obj = ObjectRef::parse(&format!("s3://{b}/{key}")).unwrap();
-    let mut sink = create_sink(Some(ctx), &obj).unwrap();
+    let mut sink = create_sink(Some(ctx), &obj, None).unwrap();
     let mut written = 0;
     let mut piece = 1;
     while written < total {
@@ -420,7 +420,7 @@ fn commit_never_overwrites_an_existing_output() {
     for (key, size) in [("small.bin", 1000), ("large.bin", 6 * MIB)] {
         write_and_check(&ctx, &b, key, size, dir.path());
         let obj = ObjectRef::parse(&format!("s3://{b}/{key}")).unwrap();
-        let mut dup = create_sink(Some(&ctx), &obj).unwrap();
+        let mut dup = create_sink(Some(&ctx), &obj, None).unwrap();
         dup.write_all(&vec![1u8; size]).unwrap();
         let err = dup.commit().unwrap_err().to_string();
         assert!(err.contains("already exists"), "{key}: {err}");
@@ -438,6 +438,45 @@ fn commit_never_overwrites_an_existing_output() {
 }
 
 #[test]
+fn an_owned_sink_replaces_only_its_own_earlier_object() {
+    // A redelivered job meets what its own killed attempt committed: the same owner replaces
+    // it; another owner, or none, still gets "already exists" and leaves the object intact.
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("owned");
+    let ctx = context(S3Settings {
+        part_size: 5 * MIB,
+        ..S3Settings::default()
+    });
+    for (key, size) in [("small.bin", 1000), ("large.bin", 6 * MIB)] {
+        let obj = ObjectRef::parse(&format!("s3://{b}/{key}")).unwrap();
+        let write = |owner: Option<&str>, fill: u8| {
+            let mut sink = create_sink(Some(&ctx), &obj, owner).unwrap();
+            sink.write_all(&vec![fill; size]).unwrap();
+            sink.commit()
+        };
+        write(Some("job-a"), 1).unwrap();
+        let meta: serde_json::Value = serde_json::from_str(&aws_ok(&[
+            "s3api",
+            "head-object",
+            "--bucket",
+            &b,
+            "--key",
+            key,
+        ]))
+        .unwrap();
+        assert_eq!(meta["Metadata"]["longwave-job"], "job-a", "{key}: {meta}");
+        write(Some("job-a"), 2).unwrap();
+        assert_eq!(download(&b, key, dir.path()), vec![2u8; size], "{key}");
+        for stranger in [Some("job-b"), None] {
+            let err = write(stranger, 3).unwrap_err().to_string();
+            assert!(err.contains("already exists"), "{key} {stranger:?}: {err}");
+            assert_eq!(download(&b, key, dir.path()), vec![2u8; size], "{key}");
+        }
+    }
+    assert_eq!(pending_uploads(&b), "None");
+}
+
+#[test]
 fn a_sink_dropped_mid_way_leaves_no_object_and_no_pending_upload() {
     let b = bucket("dropped");
     let ctx = context(S3Settings {
@@ -446,7 +485,7 @@ fn a_sink_dropped_mid_way_leaves_no_object_and_no_pending_upload() {
         ..S3Settings::default()
     });
     let obj = ObjectRef::parse(&format!("s3://{b}/out/partial.bin")).unwrap();
-    let mut sink = create_sink(Some(&ctx), &obj).unwrap();
+    let mut sink = create_sink(Some(&ctx), &obj, None).unwrap();
     // Parts 2 and 3 are uploaded (or uploading) when the sink is dropped.
     for _ in 0..16 {
         sink.write_all(&random_bytes(MIB, 9)).unwrap();
@@ -461,7 +500,7 @@ fn a_sink_dropped_mid_way_leaves_no_object_and_no_pending_upload() {
 
     // A failing sink (no such bucket) reports it clearly and leaves nothing either.
     let missing = ObjectRef::parse("s3://lw-no-such-bucket-for-sink/out.bin").unwrap();
-    let mut sink = create_sink(Some(&ctx), &missing).unwrap();
+    let mut sink = create_sink(Some(&ctx), &missing, None).unwrap();
     let err = sink
         .write_all(&vec![0u8; 11 * MIB])
         .unwrap_err()
@@ -564,7 +603,7 @@ fn small_object_operations_put_copy_list_delete() {
         .read_to_string(&mut text)
         .unwrap();
     assert_eq!(text, "abc");
-    let mut sink = create_sink(None, &ObjectRef::File(dir.path().join("out.bin"))).unwrap();
+    let mut sink = create_sink(None, &ObjectRef::File(dir.path().join("out.bin")), None).unwrap();
     sink.write_all(b"xyz").unwrap();
     sink.commit().unwrap();
     assert_eq!(std::fs::read(dir.path().join("out.bin")).unwrap(), b"xyz");

@@ -919,3 +919,152 @@ fn a_nan_input_does_not_take_the_worker_down() {
     });
     assert_eq!(depth(&q.dlq), (0, 0));
 }
+
+#[test]
+fn a_job_killed_between_its_outputs_and_its_manifest_is_finished_by_the_redelivery() {
+    // Before: a worker killed after committing outputs (or some pieces of a split) but before
+    // the manifest left a job that every redelivery failed for good on "already exists" and
+    // dead-lettered, needing manual cleanup. The state such a kill leaves is made exactly: run
+    // the job, then delete its manifest (and, for the split, its last piece).
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("redeliver");
+    let q = queues("redeliver", None);
+    upload(&generate(dir.path(), "one.wav", 3), &b, "in/one.wav");
+    upload(&generate(dir.path(), "split.wav", 12), &b, "in/split.wav");
+    let single = serde_json::json!({"input": format!("s3://{b}/in/one.wav"), "output": format!("s3://{b}/out/one.mp3"), "preset": "8d"}).to_string();
+    let split = serde_json::json!({"input": format!("s3://{b}/in/split.wav"), "output": format!("s3://{b}/out/split/"), "preset": "oneshot"}).to_string();
+    send(&q.url, &single);
+    send(&q.url, &split);
+    let worker = Worker::start(
+        &q.url,
+        &["--dlq-url", &q.dlq, "--max-jobs", "2"],
+        &[],
+        dir.path(),
+    );
+    worker.wait_for("both jobs", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "success")]) >= 2.0
+    });
+    let first_single = get_json(&b, "out/one.mp3.manifest.json", dir.path());
+    let first_split = get_json(&b, "out/split/manifest.json", dir.path());
+    let pieces = first_split["outputs"].as_array().unwrap().len();
+    assert!(pieces >= 2, "the split needs several pieces: {first_split}");
+    let last_piece = format!("out/split/piece_{pieces:04}.wav");
+    for key in [
+        "out/one.mp3.manifest.json",
+        "out/split/manifest.json",
+        last_piece.as_str(),
+    ] {
+        aws_ok(&["s3", "rm", &format!("s3://{b}/{key}"), "--only-show-errors"]);
+    }
+
+    send(&q.url, &single);
+    send(&q.url, &split);
+    worker.wait_for("both redeliveries", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[]) >= 4.0
+    });
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "success")]),
+        4.0,
+        "log:\n{}",
+        worker.log()
+    );
+    let single_manifest = get_json(&b, "out/one.mp3.manifest.json", dir.path());
+    assert!(single_manifest.get("status").is_none(), "{single_manifest}");
+    let identity = single_manifest["job_identity"].as_str().unwrap();
+    assert!(identity.len() == 32 && identity.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(
+        single_manifest["job_identity"],
+        first_single["job_identity"]
+    );
+    assert_eq!(single_manifest["outputs"], first_single["outputs"]);
+    let split_manifest = get_json(&b, "out/split/manifest.json", dir.path());
+    assert!(split_manifest.get("status").is_none(), "{split_manifest}");
+    assert_eq!(split_manifest["outputs"], first_split["outputs"]);
+    let mut expected: Vec<String> = (1..=pieces)
+        .map(|n| format!("out/split/piece_{n:04}.wav"))
+        .collect();
+    expected.push("out/split/manifest.json".to_owned());
+    expected.sort();
+    assert_eq!(keys(&b, "out/split/"), expected);
+    assert_eq!(depth(&q.dlq), (0, 0));
+    assert_eq!(pending_uploads(&b), 0);
+
+    // An output of another job (another version of the input) is still never replaced.
+    upload(&generate(dir.path(), "other.wav", 2), &b, "in/one.wav");
+    aws_ok(&[
+        "s3",
+        "rm",
+        &format!("s3://{b}/out/one.mp3.manifest.json"),
+        "--only-show-errors",
+    ]);
+    send(&q.url, &single);
+    worker.wait_for("the other version", LONG_WAIT, |w| {
+        w.metric("longwave_dead_lettered_messages_total", &[]) >= 1.0
+    });
+    let refused = get_json(&b, "out/one.mp3.manifest.json", dir.path());
+    assert_eq!(refused["status"], "failed", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("written by another job"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_manifest_write_that_fails_transiently_is_retried_and_the_job_completes() {
+    // Before: a manifest PUT answered 503 SlowDown (more times than the SDK retries) became a
+    // permanent failure: `JobError::Manifest` lost the I/O error's retryability, so the message
+    // was dead-lettered for a network blip. Faults come from a proxy in front of the real server.
+    let proxy = common::fault_proxy::FaultProxy::start(&endpoint());
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("manifest503");
+    let q = queues("manifest503", None);
+    upload(&generate(dir.path(), "in.wav", 3), &b, "in/a.wav");
+    let slow_down = proxy.add(common::fault_proxy::Fault {
+        method: Some("PUT"),
+        contains: vec![".manifest.json".to_owned()],
+        action: common::fault_proxy::Action::SlowDown,
+        times: u64::MAX,
+    });
+    let url = proxy.url();
+    let worker = Worker::start(
+        &q.url,
+        &[
+            "--dlq-url",
+            &q.dlq,
+            "--max-jobs",
+            "1",
+            "--s3-max-retries",
+            "1",
+        ],
+        &[("AWS_ENDPOINT_URL", url.as_str())],
+        dir.path(),
+    );
+    send(
+        &q.url,
+        &serde_json::json!({"input": format!("s3://{b}/in/a.wav"), "output": format!("s3://{b}/out/a.mp3"), "preset": "8d"}).to_string(),
+    );
+    worker.wait_for("a retryable failure", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "retry")]) >= 1.0
+    });
+    assert!(proxy.injected() >= 2, "the SDK retried the 503 once");
+    // The failed attempt took its output back: nothing without a manifest is left.
+    assert_eq!(keys(&b, "out/"), Vec::<String>::new());
+    proxy.remove(slow_down);
+    worker.wait_for("the retried job", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "success")]) >= 1.0
+    });
+    let manifest = get_json(&b, "out/a.mp3.manifest.json", dir.path());
+    assert!(manifest.get("status").is_none(), "{manifest}");
+    assert_eq!(
+        keys(&b, "out/"),
+        vec!["out/a.mp3".to_owned(), "out/a.mp3.manifest.json".to_owned()]
+    );
+    assert_eq!(depth(&q.dlq), (0, 0));
+    assert_eq!(
+        worker.metric("longwave_dead_lettered_messages_total", &[]),
+        0.0
+    );
+}

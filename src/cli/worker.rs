@@ -59,6 +59,12 @@ pub struct WorkerArgs {
     /// Job parameters for event messages (legacy parameters or a job spec, as `task`).
     #[arg(long, env = "PROCESSING_PARAMS")]
     processing_params: Option<String>,
+    /// Attempts after the first for every S3 request (exponential backoff with jitter, by the
+    /// SDK's standard retry mode) and for resuming a download cut mid-body; 0–20. A fault that
+    /// outlasts them fails the job as retryable: its message comes back later, it is not
+    /// dead-lettered.
+    #[arg(long, env = "LONGWAVE_S3_MAX_RETRIES", default_value_t = S3Settings::default().max_retries)]
+    s3_max_retries: u32,
     /// Stop after handling this many messages (for tests and one-off drains).
     #[arg(long, hide = true)]
     max_messages: Option<u64>,
@@ -131,7 +137,10 @@ pub fn run(args: WorkerArgs) -> Result<()> {
             params: args.processing_params.filter(|v| !v.trim().is_empty()),
         },
         runner: RunnerConfig::default(),
-        s3: S3Settings::default(),
+        s3: S3Settings {
+            max_retries: args.s3_max_retries,
+            ..S3Settings::default()
+        },
         max_messages: args.max_messages,
     };
     worker::run(config, shutdown)?;

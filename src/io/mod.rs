@@ -93,13 +93,18 @@ pub fn open_source_versioned(
 
 /// Creates an output for `obj`: a [`FileSink`] (atomic rename at commit) or an [`S3Sink`] that
 /// refuses to overwrite an existing object ([`WriteMode::CreateNew`]; use [`S3Sink::create`]
-/// for another mode).
+/// for another mode) unless it carries the same `owner` ([`S3Sink::owned_by`]: the job's
+/// identity, so a redelivered job can replace what its own killed attempt committed).
 ///
 /// # Errors
 /// For files the [`FileSink::create`] failure ([`IoError::LocalSink`]); for S3
 /// [`IoError::Setup`] without a context or [`IoError::InvalidRef`] for a prefix. S3 problems
 /// (missing bucket, permissions) surface on the first upload or at commit.
-pub fn create_sink(ctx: Option<&S3Context>, obj: &ObjectRef) -> Result<Box<dyn ByteSink>, IoError> {
+pub fn create_sink(
+    ctx: Option<&S3Context>,
+    obj: &ObjectRef,
+    owner: Option<&str>,
+) -> Result<Box<dyn ByteSink>, IoError> {
     match obj {
         ObjectRef::File(path) => Ok(Box::new(FileSink::create(path)?)),
         ObjectRef::S3 { bucket, key } => {
@@ -110,12 +115,9 @@ pub fn create_sink(ctx: Option<&S3Context>, obj: &ObjectRef) -> Result<Box<dyn B
                 });
             }
             let ctx = need_ctx(ctx, obj)?;
-            Ok(Box::new(S3Sink::create(
-                ctx,
-                bucket,
-                key,
-                WriteMode::CreateNew,
-            )))
+            Ok(Box::new(
+                S3Sink::create(ctx, bucket, key, WriteMode::CreateNew).owned_by(owner),
+            ))
         }
     }
 }

@@ -18,7 +18,17 @@
 //! - Larger: parts 2… were uploaded while writing; commit uploads the last part and part 1, waits
 //!   for all, and completes with `If-None-Match: *`.
 //! - Either way an existing object is never overwritten (a duplicate job gets
-//!   [`IoError::AlreadyExists`]) unless the sink was made with [`WriteMode::Overwrite`].
+//!   [`IoError::AlreadyExists`]) unless the sink was made with [`WriteMode::Overwrite`], or the
+//!   object is this writer's own from an earlier attempt (see below).
+//!
+//! # An earlier attempt's object is not someone else's
+//! A sink given an owner ([`S3Sink::owned_by`], the job's identity) stores it as the object's
+//! user metadata [`OWNER_METADATA`]. When its conditional commit meets an existing object, it
+//! reads that object's owner: the same owner means an earlier attempt of the same job committed
+//! it and was stopped before finishing (a worker killed between its outputs and its manifest),
+//! so the commit is repeated unconditionally and replaces it with identical work. Anything else
+//! stays [`IoError::AlreadyExists`]. Without this, every redelivery of such a job failed for good
+//! on its own output.
 //! - On any failure and on drop without commit the multipart upload is aborted, so neither a
 //!   finished nor a failed job leaves pending parts (billed storage) behind.
 
@@ -46,6 +56,10 @@ pub enum WriteMode {
     Overwrite,
 }
 
+/// The user-metadata key (`x-amz-meta-longwave-job`) under which an owned sink records its
+/// owner on the object.
+pub const OWNER_METADATA: &str = "longwave-job";
+
 /// How long dropping an unfinished sink waits for in-flight parts before aborting the upload.
 const DROP_WAIT: Duration = Duration::from_secs(30);
 
@@ -57,6 +71,8 @@ pub struct S3Sink {
     key: String,
     target: String,
     mode: WriteMode,
+    /// Recorded on the object; an existing object with the same owner may be replaced.
+    owner: Option<String>,
     /// Part 1 (the first `part_size` bytes), held until commit for `patch`.
     first: Vec<u8>,
     /// The part being filled (part `next_part`).
@@ -86,6 +102,7 @@ impl S3Sink {
             key: key.to_owned(),
             target: s3_name(bucket, key),
             mode,
+            owner: None,
             first: Vec::with_capacity(part_size),
             current: BytesMut::new(),
             position: 0,
@@ -95,6 +112,70 @@ impl S3Sink {
             completed: Vec::new(),
             poisoned: false,
             done: false,
+        }
+    }
+
+    /// Records `owner` (a job identity, at most a few dozen ASCII characters) on the object,
+    /// and lets the commit replace an existing object recorded with the same owner (module docs).
+    #[must_use]
+    pub fn owned_by(mut self, owner: Option<&str>) -> Self {
+        self.owner = owner.map(str::to_owned);
+        self
+    }
+
+    /// Whether the existing object has this sink's owner (so an earlier attempt of the same job
+    /// wrote it). No owner, or a vanished object, is not ours.
+    fn existing_is_own(&self) -> Result<bool, IoError> {
+        let Some(owner) = &self.owner else {
+            return Ok(false);
+        };
+        let client = self.shared.client.clone();
+        let (bucket, key) = (self.bucket.clone(), self.key.clone());
+        let started = Instant::now();
+        let answer = self
+            .shared
+            .block_on(async move { client.head_object().bucket(bucket).key(key).send().await })?;
+        telemetry::record_s3_request("head_object", answer.is_ok(), started);
+        match answer {
+            Ok(head) => Ok(head
+                .metadata()
+                .and_then(|m| m.get(OWNER_METADATA))
+                .is_some_and(|found| found == owner)),
+            Err(e) if IoError::sdk_status(&e) == Some(404) => Ok(false),
+            Err(e) => Err(IoError::from_sdk("HeadObject", &self.target, e)),
+        }
+    }
+
+    /// Commits with `send`: conditionally unless overwriting, and once more unconditionally when
+    /// the object that blocked it is this sink's own from an earlier attempt.
+    fn commit_with<F, Fut, E>(&self, op: &'static str, send: F) -> Result<(), IoError>
+    where
+        F: Fn(bool) -> Fut,
+        Fut: std::future::Future<
+            Output = Result<
+                (),
+                aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+            >,
+        >,
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let if_none_match = self.mode == WriteMode::CreateNew;
+        match self
+            .shared
+            .block_on(conditional(&self.target, op, if_none_match, &send))?
+        {
+            Err(IoError::AlreadyExists { target }) => {
+                if !self.existing_is_own()? {
+                    return Err(IoError::AlreadyExists { target });
+                }
+                tracing::info!(
+                    object = %self.target,
+                    "Replacing this job's own output from an earlier, unfinished attempt."
+                );
+                self.shared
+                    .block_on(conditional(&self.target, op, false, &send))?
+            }
+            other => other,
         }
     }
 
@@ -118,7 +199,8 @@ impl S3Sink {
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
-            .key(&self.key);
+            .key(&self.key)
+            .set_metadata(self.metadata());
         let started = Instant::now();
         let out = self.shared.block_on(request.send())?;
         telemetry::record_s3_request("create_multipart_upload", out.is_ok(), started);
@@ -203,30 +285,32 @@ impl S3Sink {
         Ok(())
     }
 
+    /// The user metadata every request creating the object carries.
+    fn metadata(&self) -> Option<std::collections::HashMap<String, String>> {
+        self.owner
+            .as_ref()
+            .map(|owner| [(OWNER_METADATA.to_owned(), owner.clone())].into())
+    }
+
     fn finish(&mut self) -> Result<(), IoError> {
-        let if_none_match = self.mode == WriteMode::CreateNew;
         if self.upload_id.is_none() && self.current.is_empty() {
             // Everything fits in one part: a single PutObject.
             let body = Bytes::from(std::mem::take(&mut self.first));
             let len = body.len() as u64;
             let client = self.shared.client.clone();
             let (bucket, key) = (self.bucket.clone(), self.key.clone());
+            let metadata = self.metadata();
             return self
-                .shared
-                .block_on(conditional(
-                    &self.target,
-                    "PutObject",
-                    if_none_match,
-                    |cond| {
-                        let request = client
-                            .put_object()
-                            .bucket(&bucket)
-                            .key(&key)
-                            .set_if_none_match(cond.then(|| "*".to_owned()))
-                            .body(ByteStream::from(body.clone()));
-                        async move { request.send().await.map(|_| ()) }
-                    },
-                ))?
+                .commit_with("PutObject", |cond| {
+                    let request = client
+                        .put_object()
+                        .bucket(&bucket)
+                        .key(&key)
+                        .set_metadata(metadata.clone())
+                        .set_if_none_match(cond.then(|| "*".to_owned()))
+                        .body(ByteStream::from(body.clone()));
+                    async move { request.send().await.map(|_| ()) }
+                })
                 .inspect(|()| telemetry::add_written_bytes(len));
         }
         if !self.current.is_empty() {
@@ -245,21 +329,16 @@ impl S3Sink {
             .build();
         let client = self.shared.client.clone();
         let (bucket, key) = (self.bucket.clone(), self.key.clone());
-        self.shared.block_on(conditional(
-            &self.target,
-            "CompleteMultipartUpload",
-            if_none_match,
-            |cond| {
-                let request = client
-                    .complete_multipart_upload()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .upload_id(&upload_id)
-                    .multipart_upload(upload.clone())
-                    .set_if_none_match(cond.then(|| "*".to_owned()));
-                async move { request.send().await.map(|_| ()) }
-            },
-        ))?
+        self.commit_with("CompleteMultipartUpload", |cond| {
+            let request = client
+                .complete_multipart_upload()
+                .bucket(&bucket)
+                .key(&key)
+                .upload_id(&upload_id)
+                .multipart_upload(upload.clone())
+                .set_if_none_match(cond.then(|| "*".to_owned()));
+            async move { request.send().await.map(|_| ()) }
+        })
     }
 
     /// Aborts the multipart upload, if any: cancels nothing that is running but waits (bounded)
@@ -320,7 +399,7 @@ async fn conditional<F, Fut, E>(
     target: &str,
     op: &'static str,
     if_none_match: bool,
-    send: F,
+    send: &F,
 ) -> Result<(), IoError>
 where
     F: Fn(bool) -> Fut,

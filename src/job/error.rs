@@ -52,6 +52,9 @@ pub enum JobError {
         path: String,
         /// Why.
         reason: String,
+        /// The write failed transiently (an S3 503, a timeout): running the job again may
+        /// succeed, so the worker retries it instead of dead-lettering it.
+        retryable: bool,
     },
     /// The job was asked to stop (worker shutdown) before it finished; nothing was committed.
     #[error("processing of {input} was cancelled before it finished")]
@@ -96,6 +99,7 @@ impl JobError {
             | JobError::Encode(EncodeError::Sink(SinkError::Remote { retryable, .. })) => {
                 *retryable
             }
+            JobError::Manifest { retryable, .. } => *retryable,
             JobError::Cancelled { .. } => true,
             _ => false,
         }

@@ -8,6 +8,10 @@ use serde::Serialize;
 pub struct Manifest {
     /// longwave's version that produced the outputs.
     pub longwave_version: &'static str,
+    /// The job's identity (digest of input version, chain, format and output location), also
+    /// recorded on every S3 output as `x-amz-meta-longwave-job`: a redelivered job recognises
+    /// and replaces what its own killed attempt committed, and nothing else.
+    pub job_identity: String,
     /// The input and its properties.
     pub input: InputSummary,
     /// The preset used, if any.

@@ -7,6 +7,7 @@
 
 mod analyze;
 mod error;
+mod identity;
 mod manifest;
 mod outputs;
 mod runner;

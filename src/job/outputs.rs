@@ -36,11 +36,13 @@ pub enum Outputs<'a> {
         s3: Option<&'a S3Context>,
     },
     /// Each piece goes to `piece_NNNN.<ext>` in a folder or under an S3 prefix.
-    Pieces(PieceWriter<'a>),
+    /// (Boxed: the writer's state is much larger than a single output's.)
+    Pieces(Box<PieceWriter<'a>>),
 }
 
 impl<'a> Outputs<'a> {
-    /// One output at `path` (a file, or an S3 object through `s3`).
+    /// One output at `path` (a file, or an S3 object through `s3`, recorded as written by
+    /// `job_id` so a later attempt of the same job may replace it).
     ///
     /// # Errors
     /// The output cannot be created, or the format cannot carry `spec`.
@@ -50,6 +52,7 @@ impl<'a> Outputs<'a> {
         format: OutputFormat,
         spec: StreamSpec,
         overwrite: bool,
+        job_id: &str,
     ) -> Result<Self, JobError> {
         let (sink, pending): (Box<dyn crate::encode::ByteSink>, _) = match &path {
             ObjectRef::File(final_path) => {
@@ -57,7 +60,7 @@ impl<'a> Outputs<'a> {
                 let sink = FileSink::create(&pending)?.shown_as(final_path);
                 (Box::new(sink), Some(pending))
             }
-            ObjectRef::S3 { .. } => (io::create_sink(s3, &path)?, None),
+            ObjectRef::S3 { .. } => (io::create_sink(s3, &path, Some(job_id))?, None),
         };
         let encoder = create_encoder(format, spec, sink)?;
         Ok(Outputs::Single {
@@ -71,7 +74,7 @@ impl<'a> Outputs<'a> {
     }
 
     /// Pieces in `dir` (a local folder, created if missing, or an S3 prefix), encoded as
-    /// `format`.
+    /// `format`; S3 pieces are recorded as written by `job_id`.
     ///
     /// # Errors
     /// The folder cannot be created.
@@ -82,6 +85,7 @@ impl<'a> Outputs<'a> {
         spec: StreamSpec,
         source_rate: u32,
         overwrite: bool,
+        job_id: &str,
     ) -> Result<Self, JobError> {
         let mut created_dir = None;
         if let ObjectRef::File(path) = &dir {
@@ -93,19 +97,20 @@ impl<'a> Outputs<'a> {
                 created_dir = Some(path.clone());
             }
         }
-        Ok(Outputs::Pieces(PieceWriter {
+        Ok(Outputs::Pieces(Box::new(PieceWriter {
             dir,
             s3,
             format,
             spec,
             source_rate,
             overwrite,
+            job_id: job_id.to_owned(),
             created_dir,
             position: 0,
             boundaries: VecDeque::new(),
             current: None,
             finished: Vec::new(),
-        }))
+        })))
     }
 
     /// A boundary event from the chain; takes effect when the audio reaches its frame.
@@ -207,6 +212,8 @@ pub struct PieceWriter<'a> {
     source_rate: u32,
     /// Whether existing local pieces may be replaced (and stale ones removed).
     overwrite: bool,
+    /// Recorded on every S3 piece (see [`Outputs::single`]).
+    job_id: String,
     /// The folder, when this job created it: removed again (if empty) when the job fails.
     created_dir: Option<PathBuf>,
     /// Output frames written so far (position of the next frame).
@@ -276,7 +283,7 @@ impl PieceWriter<'_> {
                 let sink = FileSink::create(&pending)?.shown_as(final_path);
                 (Box::new(sink), Some(pending))
             }
-            ObjectRef::S3 { .. } => (io::create_sink(self.s3, &path)?, None),
+            ObjectRef::S3 { .. } => (io::create_sink(self.s3, &path, Some(&self.job_id))?, None),
         };
         let encoder = create_encoder(self.format, self.spec, sink)?;
         self.current = Some(OpenPiece {

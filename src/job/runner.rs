@@ -8,7 +8,7 @@
 use super::manifest::{InputSummary, Manifest, OutputEntry, StageReport};
 use super::outputs::{Outputs, Published};
 use super::spec::BuildContext;
-use super::targets;
+use super::{identity, targets};
 use super::{JobError, StageSpec};
 use crate::audio::{Block, BlockPool, SampleRepairs, StreamSpec};
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
@@ -212,6 +212,18 @@ pub fn run(
         .clone()
         .unwrap_or_else(|| manifest_path_for(&target));
     check_local_targets(job, &target, &manifest_path)?;
+    let input_version = match &job.input {
+        ObjectRef::File(path) => identity::local_version(path),
+        ObjectRef::S3 { .. } => etag.clone(),
+    };
+    let (OutputTarget::Folder(target_ref) | OutputTarget::File(target_ref)) = &target;
+    let job_id = identity::job_id(
+        &job.input,
+        input_version.as_deref(),
+        &job.chain,
+        format,
+        target_ref,
+    );
     let outputs = match &target {
         OutputTarget::Folder(dir) => Outputs::pieces(
             dir.clone(),
@@ -220,9 +232,10 @@ pub fn run(
             out_spec,
             info.spec.sample_rate,
             job.overwrite,
+            &job_id,
         )?,
         OutputTarget::File(path) => {
-            Outputs::single(path.clone(), s3, format, out_spec, job.overwrite)?
+            Outputs::single(path.clone(), s3, format, out_spec, job.overwrite, &job_id)?
         }
     };
 
@@ -256,6 +269,7 @@ pub fn run(
     let duration_s = info.spec.seconds(decoded_frames);
     let manifest = Manifest {
         longwave_version: env!("CARGO_PKG_VERSION"),
+        job_identity: job_id,
         input: InputSummary {
             path: job.input.to_string(),
             container: info.container.clone(),
@@ -780,28 +794,33 @@ fn write_manifest(
     manifest: &Manifest,
     overwrite: bool,
 ) -> Result<(), JobError> {
-    let manifest_error = |reason: String| JobError::Manifest {
+    let manifest_error = |reason: String, retryable: bool| JobError::Manifest {
         path: path.to_string(),
         reason,
+        retryable,
     };
+    let io_error = |e: io::IoError| manifest_error(e.to_string(), e.retryable());
     let mut json =
-        serde_json::to_vec_pretty(manifest).map_err(|e| manifest_error(e.to_string()))?;
+        serde_json::to_vec_pretty(manifest).map_err(|e| manifest_error(e.to_string(), false))?;
     json.push(b'\n');
     match path {
         ObjectRef::File(final_path) => {
             let pending = super::outputs::pending_path(final_path);
-            io::put_bytes(s3, &ObjectRef::File(pending.clone()), json, None)
-                .map_err(|e| manifest_error(e.to_string()))?;
+            io::put_bytes(s3, &ObjectRef::File(pending.clone()), json, None).map_err(io_error)?;
             move_into_place(&pending, final_path, overwrite).map_err(|e| {
                 let _ = std::fs::remove_file(&pending);
-                manifest_error(if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    "it appeared while the job ran; pass --overwrite to replace it".into()
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    manifest_error(
+                        "it appeared while the job ran; pass --overwrite to replace it".into(),
+                        false,
+                    )
                 } else {
-                    e.to_string()
-                })
+                    manifest_error(e.to_string(), false)
+                }
             })
         }
-        ObjectRef::S3 { .. } => io::put_bytes(s3, path, json, Some("application/json"))
-            .map_err(|e| manifest_error(e.to_string())),
+        ObjectRef::S3 { .. } => {
+            io::put_bytes(s3, path, json, Some("application/json")).map_err(io_error)
+        }
     }
 }

@@ -335,17 +335,20 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob)
         Ok(Ok(_)) => return JobOutcome::Success,
         Ok(Err(JobError::Cancelled { .. })) => return JobOutcome::Cancelled,
         Ok(Err(error)) if error.kind() == "already_exists" => {
-            // Either a concurrent delivery of the same job committed first (its manifest follows
-            // within moments), or the key holds something else: another input's output, or a
-            // run killed before its manifest. Only the first is a duplicate; the others must not
-            // be acknowledged silently.
+            // An output of this job's own earlier attempt (a run killed before its manifest) is
+            // replaced by the sink (it carries this job's identity), so an existing output here
+            // belongs to another job: another input, or another version of this input. Unless a
+            // concurrent delivery's manifest for this very input appears, it must not be
+            // acknowledged silently.
             if manifest_appears(cx, in_bucket, in_key, &manifest, task) {
                 return JobOutcome::Duplicate;
             }
             JobError::Output {
                 path: task.output.to_string(),
                 reason: format!(
-                    "an output already exists and {manifest} does not describe this input                      version: written by another job, or by a run stopped before its manifest;                      remove it to process again ({error})"
+                    "an output already exists and was written by another job (another input, or \
+                     another version of this one), which {manifest} does not describe; remove it \
+                     to process again ({error})"
                 ),
             }
         }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
 
 pub mod aws;
+pub mod fault_proxy;
 
 use longwave::audio::{Block, StreamSpec};
 use longwave::encode::{create_encoder, FileSink, OutputFormat, WavSampleFormat};
