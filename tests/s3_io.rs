@@ -325,6 +325,41 @@ fn a_body_cut_mid_stream_is_resumed_with_identical_bytes() {
 }
 
 #[test]
+fn a_server_that_ignores_range_never_yields_wrong_bytes_or_the_whole_object() {
+    // Before: a ranged GET answered 200 with the whole object was appended as if it were the
+    // range: the chunk at offset 1 MiB held the object's first bytes (silently wrong audio), and
+    // every chunk buffered the whole object.
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(4 * MIB, 3);
+    let path = dir.path().join("input.bin");
+    std::fs::write(&path, &data).unwrap();
+    let b = bucket("norange");
+    upload(&path, &b, "input.bin");
+    let proxy = common::fault_proxy::FaultProxy::start(&endpoint());
+    proxy.add(common::fault_proxy::Fault {
+        method: Some("GET"),
+        contains: vec!["input.bin".to_owned()],
+        action: common::fault_proxy::Action::IgnoreRange,
+        times: u64::MAX,
+    });
+    let ctx = S3Context::with_endpoint(small_read_settings(MIB, 0), &proxy.url()).unwrap();
+    let mut reader = S3Reader::open(&ctx, &b, "input.bin").unwrap();
+    let stats = reader.stats();
+    // The first chunk starts at 0: a whole-object answer serves it, cut at the chunk's end.
+    let mut first = vec![0u8; MIB];
+    reader.read_exact(&mut first).unwrap();
+    assert!(first == data[..MIB], "first chunk differs");
+    assert_eq!(stats.bytes(), MIB as u64, "kept only the chunk");
+    // The next chunk cannot be served by a server that ignores ranges: a clear error.
+    let mut next = vec![0u8; 1];
+    let err = reader.read_exact(&mut next).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("ignored the Range header"), "{text}");
+    assert!(text.contains("input.bin"), "{text}");
+    assert!(proxy.injected() >= 2);
+}
+
+#[test]
 fn an_object_replaced_mid_read_fails_instead_of_mixing_versions() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("v1.bin");
@@ -473,6 +508,50 @@ fn an_owned_sink_replaces_only_its_own_earlier_object() {
             assert_eq!(download(&b, key, dir.path()), vec![2u8; size], "{key}");
         }
     }
+    assert_eq!(pending_uploads(&b), "None");
+}
+
+#[test]
+fn without_conditional_writes_the_server_is_refused_unless_allowed() {
+    // Before: a server answering 501 to If-None-Match got the write again without it, silently:
+    // the existence check was gone without anyone asking for it.
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("nocond");
+    let proxy = common::fault_proxy::FaultProxy::start(&endpoint());
+    proxy.add(common::fault_proxy::Fault {
+        method: None,
+        contains: vec![b.clone()],
+        action: common::fault_proxy::Action::RejectConditional,
+        times: u64::MAX,
+    });
+    for allow in [false, true] {
+        let ctx = S3Context::with_endpoint(
+            S3Settings {
+                part_size: 5 * MIB,
+                allow_unconditional_writes: allow,
+                ..S3Settings::default()
+            },
+            &proxy.url(),
+        )
+        .unwrap();
+        for (key, size) in [("small.bin", 1000), ("large.bin", 6 * MIB)] {
+            let key = format!("{allow}/{key}");
+            let obj = ObjectRef::parse(&format!("s3://{b}/{key}")).unwrap();
+            let mut sink = create_sink(Some(&ctx), &obj, None).unwrap();
+            sink.write_all(&vec![7u8; size]).unwrap();
+            let result = sink.commit();
+            if allow {
+                result.unwrap();
+                assert_eq!(download(&b, &key, dir.path()), vec![7u8; size]);
+            } else {
+                let err = result.unwrap_err().to_string();
+                assert!(err.contains("--s3-allow-unconditional-writes"), "{err}");
+                assert!(err.contains(&key), "{err}");
+                assert!(!object_exists(&b, &key), "{key} written without the check");
+            }
+        }
+    }
+    assert!(proxy.injected() >= 4);
     assert_eq!(pending_uploads(&b), "None");
 }
 

@@ -89,6 +89,14 @@ struct ProcessArgs {
     /// S3 parts uploaded concurrently (backpressure beyond).
     #[arg(long, value_name = "N")]
     parts_in_flight: Option<usize>,
+    /// Attempts after the first for every S3 request and download resume (0–20, default 5).
+    #[arg(long, value_name = "N")]
+    s3_max_retries: Option<u32>,
+    /// Write S3 outputs even when the server does not implement `If-None-Match` (an older S3
+    /// clone); without it such a server fails the write, since an existing object could be
+    /// replaced.
+    #[arg(long)]
+    s3_allow_unconditional_writes: bool,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -256,6 +264,10 @@ fn process(args: ProcessArgs) -> Result<()> {
         if let Some(parts) = args.parts_in_flight {
             settings.parts_in_flight = parts;
         }
+        if let Some(retries) = args.s3_max_retries {
+            settings.max_retries = retries;
+        }
+        settings.allow_unconditional_writes = args.s3_allow_unconditional_writes;
         Some(S3Context::from_env(settings)?)
     } else {
         None

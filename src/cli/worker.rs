@@ -65,6 +65,11 @@ pub struct WorkerArgs {
     /// dead-lettered.
     #[arg(long, env = "LONGWAVE_S3_MAX_RETRIES", default_value_t = S3Settings::default().max_retries)]
     s3_max_retries: u32,
+    /// Write outputs even when the S3 server does not implement `If-None-Match` (an older S3
+    /// clone): without it such a server fails every write, because an existing output could
+    /// be replaced. Each such write is logged and counted.
+    #[arg(long, env = "LONGWAVE_S3_ALLOW_UNCONDITIONAL_WRITES")]
+    s3_allow_unconditional_writes: bool,
     /// Stop after handling this many messages (for tests and one-off drains).
     #[arg(long, hide = true)]
     max_messages: Option<u64>,
@@ -139,6 +144,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         runner: RunnerConfig::default(),
         s3: S3Settings {
             max_retries: args.s3_max_retries,
+            allow_unconditional_writes: args.s3_allow_unconditional_writes,
             ..S3Settings::default()
         },
         max_messages: args.max_messages,

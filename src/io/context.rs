@@ -46,6 +46,12 @@ pub struct S3Settings {
     /// what AWS recommends and works with moto. Some S3 clones (R2, OVH, COS, …) reject the
     /// checksum headers or aws-chunked bodies; this switch is for them.
     pub checksums_when_required: bool,
+    /// Write without `If-None-Match: *` when the server does not implement it (`501
+    /// NotImplemented`, or a 400 naming the header: older S3 clones and emulators). Off by
+    /// default: then such a server fails the write with a clear error, because without the
+    /// condition an existing output could be replaced. Each unconditional write is logged and
+    /// counted (`longwave_s3_unconditional_writes_total`).
+    pub allow_unconditional_writes: bool,
 }
 
 impl Default for S3Settings {
@@ -57,6 +63,7 @@ impl Default for S3Settings {
             read_ahead: 1,
             max_retries: 5,
             checksums_when_required: false,
+            allow_unconditional_writes: false,
         }
     }
 }

@@ -16,6 +16,13 @@
 //! caller's problem. `RangeJob::fetch` keeps what arrived and asks for the rest (`Range:
 //! bytes=N-END`) with exponential backoff and jitter, at most `max_retries` times per chunk.
 //! Each resume is counted in [`ReadStats::resumes`].
+//!
+//! # A server that ignores `Range`
+//! Some S3 clones and proxies answer a ranged GET with `200` and the whole object. Nothing is
+//! kept beyond the requested range: the body is read only up to the range's end and then
+//! dropped (the connection closes). A `200` to a range that does not start at 0 would put the
+//! object's first bytes where later ones belong, so it fails with a clear, permanent error
+//! instead; so does a `206` whose `Content-Range` starts elsewhere than asked.
 
 use super::context::{backoff, s3_name, Shared};
 use super::{IoError, S3Context};
@@ -305,7 +312,7 @@ impl RangeJob {
         let mut failures = 0u32;
         while data.len() < want {
             let from = start + data.len() as u64;
-            let attempt = self.get(from, end, &mut data).await;
+            let attempt = self.get(from, end, &mut data, want).await;
             match attempt {
                 Ok(()) if data.len() >= want => break,
                 Ok(()) => {
@@ -333,16 +340,29 @@ impl RangeJob {
         Ok(data.freeze())
     }
 
-    /// One GET of `[from, end)` appending to `data`; on a body error `data` keeps what arrived.
-    async fn get(&self, from: u64, end: u64, data: &mut BytesMut) -> Result<(), IoError> {
+    /// One GET of `[from, end)` appending to `data` (never beyond `want` bytes in all); on a
+    /// body error `data` keeps what arrived.
+    async fn get(
+        &self,
+        from: u64,
+        end: u64,
+        data: &mut BytesMut,
+        want: usize,
+    ) -> Result<(), IoError> {
         let started = Instant::now();
-        let result = self.get_once(from, end, data).await;
+        let result = self.get_once(from, end, data, want).await;
         telemetry::record_s3_request("get_object", result.is_ok(), started);
         result
     }
 
     /// [`get`](Self::get) without the metric.
-    async fn get_once(&self, from: u64, end: u64, data: &mut BytesMut) -> Result<(), IoError> {
+    async fn get_once(
+        &self,
+        from: u64,
+        end: u64,
+        data: &mut BytesMut,
+        want: usize,
+    ) -> Result<(), IoError> {
         self.stats.inner.requests.fetch_add(1, Ordering::Relaxed);
         let mut request = self
             .client
@@ -371,16 +391,43 @@ impl RangeJob {
                 });
             }
         }
+        let starts_at = match response.content_range() {
+            Some(range) => range_start(range),
+            None => Some(0), // a 200: the whole object, from its first byte
+        };
+        if starts_at != Some(from) {
+            return Err(IoError::Remote {
+                op: "GetObject",
+                target: self.target.clone(),
+                reason: match response.content_range() {
+                    Some(range) => format!(
+                        "asked for bytes={from}-{} but the server sent Content-Range {range}",
+                        end - 1
+                    ),
+                    None => format!(
+                        "the server ignored the Range header (asked for bytes={from}-{}, got \
+                         the whole object); longwave needs an S3 endpoint that serves ranges",
+                        end - 1
+                    ),
+                },
+                retryable: false,
+            });
+        }
         let mut body = response.body;
         loop {
             match body.try_next().await {
                 Ok(Some(bytes)) => {
+                    // A whole-object answer is cut at the end of the range asked for.
+                    let take = bytes.len().min(want.saturating_sub(data.len()));
                     self.stats
                         .inner
                         .bytes
-                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    telemetry::add_read_bytes(bytes.len() as u64);
-                    data.extend_from_slice(&bytes);
+                        .fetch_add(take as u64, Ordering::Relaxed);
+                    telemetry::add_read_bytes(take as u64);
+                    data.extend_from_slice(&bytes[..take]);
+                    if data.len() >= want {
+                        return Ok(()); // dropping the body closes the connection
+                    }
                 }
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -398,6 +445,18 @@ impl RangeJob {
             }
         }
     }
+}
+
+/// The first byte of a `Content-Range: bytes FIRST-LAST/TOTAL` header.
+fn range_start(content_range: &str) -> Option<u64> {
+    content_range
+        .trim()
+        .strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Turns a HeadObject failure into a distinct error: HEAD responses have no body, so a 404 does
@@ -422,5 +481,23 @@ where
         _ => IoError::NoSuchKey {
             target: target.to_owned(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::range_start;
+
+    #[test]
+    fn content_range_start_is_read_and_anything_else_is_none() {
+        assert_eq!(range_start("bytes 0-1023/4096"), Some(0));
+        assert_eq!(
+            range_start("bytes 1048576-2097151/4194304"),
+            Some(1_048_576)
+        );
+        assert_eq!(range_start("bytes 5-9/*"), Some(5));
+        assert_eq!(range_start("bytes */4096"), None);
+        assert_eq!(range_start("items 0-1/2"), None);
+        assert_eq!(range_start(""), None);
     }
 }

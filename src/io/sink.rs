@@ -160,10 +160,14 @@ impl S3Sink {
         E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let if_none_match = self.mode == WriteMode::CreateNew;
-        match self
-            .shared
-            .block_on(conditional(&self.target, op, if_none_match, &send))?
-        {
+        let fallback = self.shared.settings.allow_unconditional_writes;
+        match self.shared.block_on(conditional(
+            &self.target,
+            op,
+            if_none_match,
+            fallback,
+            &send,
+        ))? {
             Err(IoError::AlreadyExists { target }) => {
                 if !self.existing_is_own()? {
                     return Err(IoError::AlreadyExists { target });
@@ -173,7 +177,7 @@ impl S3Sink {
                     "Replacing this job's own output from an earlier, unfinished attempt."
                 );
                 self.shared
-                    .block_on(conditional(&self.target, op, false, &send))?
+                    .block_on(conditional(&self.target, op, false, fallback, &send))?
             }
             other => other,
         }
@@ -393,12 +397,15 @@ impl S3Sink {
 
 /// Runs a write `op` with `If-None-Match: *` when `if_none_match`. A 412 means the object exists
 /// ([`IoError::AlreadyExists`]). A server that does not implement the header (`501
-/// NotImplemented`, or a 400 naming the header) gets the request again without it: older S3
-/// clones and emulators; AWS S3 supports it on both PutObject and CompleteMultipartUpload.
+/// NotImplemented`, or a 400 naming the header: older S3 clones and emulators; AWS S3 supports
+/// it on both PutObject and CompleteMultipartUpload) fails the write, unless `fallback`
+/// ([`super::S3Settings::allow_unconditional_writes`]) allows sending it again without the
+/// header, logged and counted.
 async fn conditional<F, Fut, E>(
     target: &str,
     op: &'static str,
     if_none_match: bool,
+    fallback: bool,
     send: &F,
 ) -> Result<(), IoError>
 where
@@ -421,6 +428,22 @@ where
                     || (IoError::sdk_status(&e) == Some(400)
                         && e.message().is_some_and(|m| m.contains("If-None-Match")))) =>
         {
+            if !fallback {
+                return Err(IoError::Remote {
+                    op,
+                    target: target.to_owned(),
+                    reason: "the S3 server does not support conditional writes (If-None-Match), \
+                             so an existing object could be replaced; pass \
+                             --s3-allow-unconditional-writes to write without that check"
+                        .to_owned(),
+                    retryable: false,
+                });
+            }
+            tracing::warn!(
+                object = %target,
+                "The S3 server ignores If-None-Match: writing without the existence check."
+            );
+            telemetry::count_unconditional_write();
             send(false)
                 .await
                 .map_err(|e| IoError::from_sdk(op, target, e))

@@ -140,6 +140,11 @@ pub fn record_s3_request(op: &'static str, ok: bool, started: Instant) {
     .record(started.elapsed().as_secs_f64());
 }
 
+/// Counts one S3 write sent without `If-None-Match` (the server does not implement it).
+pub fn count_unconditional_write() {
+    metrics::counter!(names::S3_UNCONDITIONAL_WRITES_TOTAL).increment(1);
+}
+
 /// Per-stage metric handles, registered once per job so a block records with two atomic updates
 /// and no lookup. No-ops when no metrics exporter is installed.
 pub struct StageMeter {

@@ -36,6 +36,9 @@ pub const SOURCE_READ_BYTES_TOTAL: &str = "longwave_source_read_bytes_total";
 pub const SINK_WRITTEN_BYTES_TOTAL: &str = "longwave_sink_written_bytes_total";
 /// Latency of S3 requests, by operation and outcome.
 pub const S3_REQUEST_DURATION_SECONDS: &str = "longwave_s3_request_duration_seconds";
+/// Writes sent without `If-None-Match` because the S3 server does not implement it (only with
+/// `--s3-allow-unconditional-writes`).
+pub const S3_UNCONDITIONAL_WRITES_TOTAL: &str = "longwave_s3_unconditional_writes_total";
 /// Visibility-timeout extensions (heartbeats) of in-flight messages.
 pub const QUEUE_VISIBILITY_EXTENSIONS_TOTAL: &str = "longwave_queue_visibility_extensions_total";
 /// Messages sent to the dead-letter queue (explicitly, or left for the redrive policy).
@@ -206,6 +209,13 @@ pub const CATALOGUE: &[MetricDef] = &[
         labels: &["op", "outcome"],
         help: "Latency of S3 requests, by operation and outcome (ok, error).",
         buckets: S3_BUCKETS,
+    },
+    MetricDef {
+        name: S3_UNCONDITIONAL_WRITES_TOTAL,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "S3 writes sent without If-None-Match because the server does not implement it (allowed by --s3-allow-unconditional-writes): an existing object may have been replaced.",
+        buckets: &[],
     },
     MetricDef {
         name: QUEUE_VISIBILITY_EXTENSIONS_TOTAL,

@@ -30,6 +30,12 @@ pub enum Action {
     CutResponse,
     /// Forward the request after this long.
     Delay(Duration),
+    /// Answer `501 NotImplemented` to a request carrying `If-None-Match` (an S3 clone without
+    /// conditional writes); forward the others.
+    RejectConditional,
+    /// Forward the request without its `Range` header, as servers that ignore ranges behave:
+    /// the answer is `200` with the whole object.
+    IgnoreRange,
 }
 
 /// A fault rule: requests whose method and target (path + query) match get `action`, for the
@@ -154,6 +160,8 @@ struct Request {
     method: String,
     target: String,
     amz_target: String,
+    /// It carries `If-None-Match`.
+    conditional: bool,
     /// Head and body bytes exactly as received (forwarded unchanged).
     raw: Vec<u8>,
 }
@@ -175,6 +183,7 @@ fn read_request(
     let target = parts.next().unwrap_or_default().to_owned();
     let (mut length, mut chunked, mut amz_target) = (0usize, false, String::new());
     let mut expects_continue = false;
+    let mut conditional = false;
     loop {
         let mut header = String::new();
         if reader.read_line(&mut header)? == 0 {
@@ -190,6 +199,7 @@ fn read_request(
                 "content-length" => length = value.parse().unwrap_or(0),
                 "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
                 "x-amz-target" => amz_target = value.to_owned(),
+                "if-none-match" => conditional = true,
                 "expect" if value.eq_ignore_ascii_case("100-continue") => {
                     expects_continue = true;
                     continue;
@@ -225,6 +235,7 @@ fn read_request(
         method,
         target,
         amz_target,
+        conditional,
         raw,
     }))
 }
@@ -242,6 +253,25 @@ fn matching(rules: &Mutex<Vec<Rule>>, request: &Request) -> Option<Action> {
     let rule = &mut rules[position];
     rule.fault.times = rule.fault.times.saturating_sub(1);
     Some(rule.fault.action)
+}
+
+/// `raw` (a request's head and body) without the header `name` (lower case).
+fn without_header(raw: &[u8], name: &str) -> Vec<u8> {
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let mut out: Vec<u8> = head
+        .split_inclusive("\r\n")
+        .filter(|line| {
+            line.split_once(':')
+                .is_none_or(|(n, _)| !n.trim().eq_ignore_ascii_case(name))
+        })
+        .collect::<String>()
+        .into_bytes();
+    out.extend_from_slice(&raw[head_end..]);
+    out
 }
 
 fn error_response(status: &str, code: &str) -> Vec<u8> {
@@ -313,6 +343,19 @@ fn serve(
                 cut.store(true, Ordering::Relaxed);
                 forwarded.fetch_add(1, Ordering::Relaxed);
                 to_server.write_all(&request.raw)?;
+            }
+            Some(Action::RejectConditional) if request.conditional => {
+                injected.fetch_add(1, Ordering::Relaxed);
+                to_client.write_all(&error_response("501 Not Implemented", "NotImplemented"))?;
+            }
+            Some(Action::RejectConditional) => {
+                forwarded.fetch_add(1, Ordering::Relaxed);
+                to_server.write_all(&request.raw)?;
+            }
+            Some(Action::IgnoreRange) => {
+                injected.fetch_add(1, Ordering::Relaxed);
+                forwarded.fetch_add(1, Ordering::Relaxed);
+                to_server.write_all(&without_header(&request.raw, "range"))?;
             }
             Some(Action::Delay(pause)) => {
                 std::thread::sleep(pause);
