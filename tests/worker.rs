@@ -100,6 +100,16 @@ fn generate(dir: &Path, name: &str, seconds: u32) -> PathBuf {
     path
 }
 
+/// An object's ETag as S3 events write it (without quotes), and its version id if any.
+fn head(bucket: &str, key: &str) -> (String, Option<String>) {
+    let out = aws_ok(&["s3api", "head-object", "--bucket", bucket, "--key", key]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    (
+        v["ETag"].as_str().unwrap().trim_matches('"').to_owned(),
+        v["VersionId"].as_str().map(str::to_owned),
+    )
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -625,6 +635,8 @@ fn every_message_shape_is_understood() {
     ] {
         upload(&input, &b, key);
     }
+    // Every key holds the same bytes: one ETag, as the events report it.
+    let etag = head(&b, "in/plain.mp3").0;
     let record = |key: &str| {
         serde_json::json!({
             "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
@@ -633,7 +645,7 @@ fn every_message_shape_is_understood() {
             "responseElements": {"x-amz-request-id": "R", "x-amz-id-2": "I"},
             "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
                    "bucket": {"name": b, "ownerIdentity": {"principalId": "P"}, "arn": format!("arn:aws:s3:::{b}")},
-                   "object": {"key": key, "size": 1000, "eTag": "e", "sequencer": "0055AED6DCD90281E5"}}
+                   "object": {"key": key, "size": 1000, "eTag": etag, "sequencer": "0055AED6DCD90281E5"}}
         })
     };
     // S3 event: the key is form-URL-encoded ("+" is a space, "%2B" a plus).
@@ -646,7 +658,7 @@ fn every_message_shape_is_understood() {
         "version": "0", "id": "1", "detail-type": "Object Created", "source": "aws.s3",
         "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "us-east-1",
         "resources": [format!("arn:aws:s3:::{b}")],
-        "detail": {"version": "0", "bucket": {"name": b}, "object": {"key": "in/eb+key.mp3", "size": 1000, "etag": "e", "sequencer": "1"},
+        "detail": {"version": "0", "bucket": {"name": b}, "object": {"key": "in/eb+key.mp3", "size": 1000, "etag": etag, "sequencer": "1"},
                    "request-id": "R", "requester": "123456789012", "reason": "PutObject"}
     }).to_string());
     let inner = serde_json::json!({"Records": [record("in/via+sns.mp3")]}).to_string();
@@ -1067,4 +1079,92 @@ fn a_manifest_write_that_fails_transiently_is_retried_and_the_job_completes() {
         worker.metric("longwave_dead_lettered_messages_total", &[]),
         0.0
     );
+}
+
+/// An S3 `ObjectCreated:Put` event record for `key` with the given ETag and version id.
+fn s3_event(bucket: &str, key: &str, etag: &str, version_id: Option<&str>) -> String {
+    let mut object = serde_json::json!({"key": key, "size": 1000, "eTag": etag, "sequencer": "0055AED6DCD90281E5"});
+    if let Some(version) = version_id {
+        object["versionId"] = version.into();
+    }
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-11-22T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "c",
+               "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": object}
+    }]})
+    .to_string()
+}
+
+#[test]
+fn an_event_reads_the_version_it_names_or_is_superseded_by_the_newer_one() {
+    // Before: the event's versionId and eTag were parsed and dropped: an object overwritten
+    // after its event was processed in its newer version for the old event (and again for the
+    // new one), and a versioned object's named version was never what was read.
+    let dir = tempfile::tempdir().unwrap();
+    let q = queues("pinned", None);
+    // Versioned bucket: the event's version is read even though a newer one is current.
+    let versioned = bucket("versioned");
+    aws_ok(&[
+        "s3api",
+        "put-bucket-versioning",
+        "--bucket",
+        &versioned,
+        "--versioning-configuration",
+        "Status=Enabled",
+    ]);
+    upload(&generate(dir.path(), "v1.wav", 3), &versioned, "in/a.wav");
+    let (etag_v1, version_v1) = head(&versioned, "in/a.wav");
+    let version_v1 = version_v1.expect("a versioned bucket gives version ids");
+    upload(&generate(dir.path(), "v2.wav", 2), &versioned, "in/a.wav");
+    // Unversioned bucket: the object was replaced after the event.
+    let plain = bucket("replaced");
+    upload(&generate(dir.path(), "p1.wav", 3), &plain, "in/b.wav");
+    let (etag_p1, _) = head(&plain, "in/b.wav");
+    upload(&generate(dir.path(), "p2.wav", 2), &plain, "in/b.wav");
+    let (etag_p2, _) = head(&plain, "in/b.wav");
+    assert_ne!(etag_p1, etag_p2);
+
+    send(
+        &q.url,
+        &s3_event(&versioned, "in/a.wav", &etag_v1, Some(&version_v1)),
+    );
+    send(&q.url, &s3_event(&plain, "in/b.wav", &etag_p1, None));
+    let worker = Worker::start(
+        &q.url,
+        &["--dlq-url", &q.dlq, "--max-jobs", "2"],
+        &[("PROCESSING_PARAMS", r#"{"preset":"8d"}"#)],
+        dir.path(),
+    );
+    worker.wait_for("both events", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[]) >= 2.0
+    });
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "success")]),
+        1.0,
+        "{}",
+        worker.log()
+    );
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "superseded")]),
+        1.0
+    );
+    let manifest = get_json(&versioned, "processed/in/a/a.mp3.manifest.json", dir.path());
+    let seconds = manifest["input"]["duration_s"].as_f64().unwrap();
+    assert!(
+        (seconds - 3.0).abs() < 0.01,
+        "read the 2 s version: {manifest}"
+    );
+    assert_eq!(keys(&plain, "processed/"), Vec::<String>::new());
+    assert_eq!(depth(&q.dlq), (0, 0));
+
+    // The newer version's own event is processed.
+    send(&q.url, &s3_event(&plain, "in/b.wav", &etag_p2, None));
+    worker.wait_for("the newer event", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "success")]) >= 2.0
+    });
+    let manifest = get_json(&plain, "processed/in/b/b.mp3.manifest.json", dir.path());
+    let seconds = manifest["input"]["duration_s"].as_f64().unwrap();
+    assert!((seconds - 2.0).abs() < 0.01, "{manifest}");
 }

@@ -252,6 +252,7 @@ fn process(args: ProcessArgs) -> Result<()> {
         format,
         manifest: args.manifest.as_ref().map(parse).transpose()?,
         overwrite: args.overwrite,
+        input_version: Default::default(),
     };
     let needs_s3 = job.input.is_s3()
         || job.output.as_ref().is_some_and(ObjectRef::is_s3)
@@ -374,6 +375,7 @@ fn task(args: TaskArgs) -> Result<()> {
             format: task_job.format,
             manifest: None,
             overwrite: false,
+            input_version: Default::default(),
         };
         let manifest = job::run(&job, Some(&s3), &config, &pool, &job::NoProgress)?;
         if !args.quiet {

@@ -32,7 +32,7 @@ mod sink;
 pub use context::{S3Context, S3Settings, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use error::IoError;
 pub use object::ObjectRef;
-pub use reader::{ReadStats, S3Reader};
+pub use reader::{ObjectVersion, ReadStats, S3Reader};
 pub use sink::{S3Sink, WriteMode};
 
 use crate::encode::{ByteSink, FileSink};
@@ -55,17 +55,19 @@ pub fn open_source(
     ctx: Option<&S3Context>,
     obj: &ObjectRef,
 ) -> Result<Box<dyn MediaSource>, IoError> {
-    open_source_versioned(ctx, obj).map(|(source, _)| source)
+    open_source_versioned(ctx, obj, &ObjectVersion::default()).map(|(source, _)| source)
 }
 
-/// [`open_source`], also returning the S3 object's ETag (the version every read is pinned to;
-/// `None` for files), which the manifest records for idempotency checks.
+/// [`open_source`] of the S3 version `pin` names ([`S3Reader::open_pinned`]; ignored for
+/// files), also returning the S3 object's ETag (the version every read is pinned to; `None` for
+/// files), which the manifest records for idempotency checks.
 ///
 /// # Errors
-/// As [`open_source`].
+/// As [`open_source`]; [`IoError::Changed`] when the object no longer has the pinned ETag.
 pub fn open_source_versioned(
     ctx: Option<&S3Context>,
     obj: &ObjectRef,
+    pin: &ObjectVersion,
 ) -> Result<(Box<dyn MediaSource>, Option<String>), IoError> {
     match obj {
         ObjectRef::File(path) => {
@@ -84,7 +86,7 @@ pub fn open_source_versioned(
                 });
             }
             let ctx = need_ctx(ctx, obj)?;
-            let reader = S3Reader::open(ctx, bucket, key)?;
+            let reader = S3Reader::open_pinned(ctx, bucket, key, pin)?;
             let etag = Some(reader.etag().to_owned()).filter(|e| !e.is_empty());
             Ok((Box::new(reader), etag))
         }

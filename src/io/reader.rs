@@ -11,6 +11,12 @@
 //! the returned ETag is compared too (for servers that ignore the header), so an object replaced
 //! mid-read fails with [`IoError::Changed`] instead of mixing two versions.
 //!
+//! # Pinned to what an event named
+//! [`S3Reader::open_pinned`] reads the exact version an S3 event reported: its `versionId`
+//! (versioned buckets) on every request, so a later overwrite does not change what is read; or,
+//! without one, its ETag as `If-Match` on the HEAD, so an object replaced since the event fails
+//! with [`IoError::Changed`] instead of being processed for an event that did not describe it.
+//!
 //! # Resume
 //! The SDK retries a request until its response headers arrive; after that a broken body is the
 //! caller's problem. `RangeJob::fetch` keeps what arrived and asks for the rest (`Range:
@@ -88,6 +94,8 @@ pub struct S3Reader {
     target: String,
     len: u64,
     etag: String,
+    /// The version every request reads (`None`: the current one, pinned by `etag`).
+    version_id: Option<String>,
     /// Logical read position (may be past the end after a seek).
     pos: u64,
     /// The chunk being read and the offset of its first byte.
@@ -106,15 +114,48 @@ impl S3Reader {
     /// a HEAD 404 is disambiguated with a HeadBucket), [`IoError::Remote`], [`IoError::Setup`]
     /// from inside an async runtime.
     pub fn open(ctx: &S3Context, bucket: &str, key: &str) -> Result<Self, IoError> {
+        Self::open_pinned(ctx, bucket, key, &ObjectVersion::default())
+    }
+
+    /// Opens the version of `s3://bucket/key` that `pin` names (module docs): by version id,
+    /// or the current object only if its ETag is still the pinned one.
+    ///
+    /// # Errors
+    /// As [`S3Reader::open`]; [`IoError::Changed`] when the object's ETag is no longer the
+    /// pinned one (no version id given).
+    pub fn open_pinned(
+        ctx: &S3Context,
+        bucket: &str,
+        key: &str,
+        pin: &ObjectVersion,
+    ) -> Result<Self, IoError> {
         let shared = Arc::clone(&ctx.shared);
         let target = s3_name(bucket, key);
         let client = shared.client.clone();
+        let if_match = match (&pin.version_id, &pin.etag) {
+            (None, Some(etag)) => Some(quoted(etag)),
+            _ => None,
+        };
         let head = shared.block_on(async {
             let started = Instant::now();
-            let head = client.head_object().bucket(bucket).key(key).send().await;
+            let head = client
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(pin.version_id.clone())
+                .set_if_match(if_match.clone())
+                .send()
+                .await;
             telemetry::record_s3_request("head_object", head.is_ok(), started);
             match head {
                 Ok(head) => Ok(head),
+                Err(e) if IoError::sdk_status(&e) == Some(412) => Err(IoError::Changed {
+                    target: target.clone(),
+                    detail: format!(
+                        "the event named ETag {}, the object now has another",
+                        if_match.as_deref().unwrap_or_default()
+                    ),
+                }),
                 Err(e) => Err(classify_head_error(&client, bucket, &target, e).await),
             }
         })??;
@@ -135,6 +176,7 @@ impl S3Reader {
             target,
             len,
             etag,
+            version_id: pin.version_id.clone(),
             pos: 0,
             chunk: Bytes::new(),
             chunk_start: 0,
@@ -174,6 +216,7 @@ impl S3Reader {
             key: self.key.clone(),
             target: self.target.clone(),
             etag: self.etag.clone(),
+            version_id: self.version_id.clone(),
             max_retries: self.shared.settings.max_retries,
             stats: self.stats.clone(),
         };
@@ -300,6 +343,7 @@ struct RangeJob {
     key: String,
     target: String,
     etag: String,
+    version_id: Option<String>,
     max_retries: u32,
     stats: ReadStats,
 }
@@ -369,6 +413,7 @@ impl RangeJob {
             .get_object()
             .bucket(&self.bucket)
             .key(&self.key)
+            .set_version_id(self.version_id.clone())
             .range(format!("bytes={from}-{}", end - 1));
         if !self.etag.is_empty() {
             request = request.if_match(&self.etag);
@@ -445,6 +490,22 @@ impl RangeJob {
             }
         }
     }
+}
+
+/// Which version of an object a read must see, as an S3 event reported it. Both `None`: the
+/// current object (still pinned to its ETag at open for the whole read).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectVersion {
+    /// The object's version id (versioned buckets): read exactly this version.
+    pub version_id: Option<String>,
+    /// The object's ETag (quoted or not, as events write it): without a version id, read only
+    /// if the current object still has it.
+    pub etag: Option<String>,
+}
+
+/// An ETag in the quoted form HTTP headers use (S3 events write it without quotes).
+fn quoted(etag: &str) -> String {
+    format!("\"{}\"", etag.trim_matches('"'))
 }
 
 /// The first byte of a `Content-Range: bytes FIRST-LAST/TOTAL` header.

@@ -14,7 +14,7 @@ use crate::audio::{Block, BlockPool, SampleRepairs, StreamSpec};
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
 use crate::encode::{move_into_place, Mp3Rate, OutputFormat, WavSampleFormat};
-use crate::io::{self, ObjectRef, S3Context};
+use crate::io::{self, ObjectRef, ObjectVersion, S3Context};
 use crate::telemetry::{self, names, AudioSecondsCounter, StageMeter};
 use crossbeam_channel::bounded;
 use std::path::PathBuf;
@@ -100,8 +100,12 @@ pub struct Job {
     pub manifest: Option<ObjectRef>,
     /// Replace existing local outputs and manifest; without it a job refuses to start when one
     /// exists (and refuses to replace one that appears while it runs). S3 outputs are never
-    /// replaced (`If-None-Match: *`), whatever this says.
+    /// replaced (`If-None-Match: *`), whatever this says, except this job's own from an earlier
+    /// attempt (see `identity.rs`).
     pub overwrite: bool,
+    /// The S3 input version to read, as the event that triggered the job reported it (default:
+    /// the current object). Every pass of the job reads the same version.
+    pub input_version: ObjectVersion,
 }
 
 impl From<&LocalJob> for Job {
@@ -114,6 +118,7 @@ impl From<&LocalJob> for Job {
             format: job.format,
             manifest: job.manifest.clone().map(ObjectRef::File),
             overwrite: job.overwrite,
+            input_version: ObjectVersion::default(),
         }
     }
 }
@@ -180,7 +185,12 @@ pub fn run(
             s3.check_bucket_exists(bucket, &target.to_string())?;
         }
     }
-    let (decoder, etag) = open_decoder(&job.input, s3, config.decode)?;
+    let (decoder, etag) = open_decoder(&job.input, s3, config.decode, &job.input_version)?;
+    // Analysis passes reopen the input: they must see the version this pass sees.
+    let pinned = ObjectVersion {
+        version_id: job.input_version.version_id.clone(),
+        etag: etag.clone(),
+    };
     let info = decoder.info().clone();
 
     let build = BuildContext {
@@ -240,7 +250,7 @@ pub fn run(
     };
 
     progress.start(info.frames);
-    let result = analyse(&mut chain, job, s3, config, pool, progress).and_then(|()| {
+    let result = analyse(&mut chain, job, &pinned, s3, config, pool, progress).and_then(|()| {
         stream(
             decoder, &mut chain, outputs, config, pool, progress, &job.input,
         )
@@ -323,11 +333,12 @@ fn open_decoder(
     input: &ObjectRef,
     s3: Option<&S3Context>,
     options: DecodeOptions,
+    version: &ObjectVersion,
 ) -> Result<(AudioDecoder, Option<String>), JobError> {
     match input {
         ObjectRef::File(path) => Ok((AudioDecoder::open_file(path, options)?, None)),
         ObjectRef::S3 { .. } => {
-            let (source, etag) = io::open_source_versioned(s3, input)?;
+            let (source, etag) = io::open_source_versioned(s3, input, version)?;
             let decoder =
                 AudioDecoder::open_source(source, &input.to_string(), input.extension(), options)?;
             Ok((decoder, etag))
@@ -340,13 +351,14 @@ fn open_decoder(
 fn analyse(
     chain: &mut Chain,
     job: &Job,
+    version: &ObjectVersion,
     s3: Option<&S3Context>,
     config: &RunnerConfig,
     pool: &rayon::ThreadPool,
     progress: &dyn Progress,
 ) -> Result<(), JobError> {
     for index in chain.analysis_stages() {
-        let (mut decoder, _) = open_decoder(&job.input, s3, config.decode)?;
+        let (mut decoder, _) = open_decoder(&job.input, s3, config.decode, version)?;
         let mut block = Block::new(decoder.info().spec.channels, config.block_frames.max(1));
         while decoder.fill(&mut block)? > 0 {
             if progress.should_stop() {

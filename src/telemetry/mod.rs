@@ -26,7 +26,14 @@ pub enum TelemetryError {
 }
 
 /// Outcome labels of [`names::JOBS_FINISHED_TOTAL`] and [`names::JOB_DURATION_SECONDS`].
-pub const OUTCOMES: &[&str] = &["success", "duplicate", "failed", "retry", "released"];
+pub const OUTCOMES: &[&str] = &[
+    "success",
+    "duplicate",
+    "superseded",
+    "failed",
+    "retry",
+    "released",
+];
 
 /// Starts the Prometheus endpoint on `addr` (every path answers; `/metrics` by convention),
 /// with explicit buckets for every histogram of the catalogue, describes every metric, sets

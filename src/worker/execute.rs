@@ -7,7 +7,7 @@
 
 use super::message::{parse_message, MessageError, Routing, WorkItem};
 use super::queue::Received;
-use crate::io::{ObjectRef, S3Context};
+use crate::io::{ObjectRef, ObjectVersion, S3Context};
 use crate::job::{self, Job, JobError, Progress, RunnerConfig, TaskJob};
 use crate::telemetry::{names, OUTCOMES};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -44,6 +44,9 @@ enum JobOutcome {
     Success,
     /// Complete outputs for this input version were already there.
     Duplicate,
+    /// The event named an object version that has been replaced since (no version id to read
+    /// it by): the newer version's own event processes the object.
+    Superseded,
     Failed {
         error_type: &'static str,
         reason: String,
@@ -144,6 +147,11 @@ pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
                     duration_s = elapsed,
                     "Outputs for this input version are already complete; not reprocessing."
                 ),
+                JobOutcome::Superseded => tracing::info!(
+                    outcome = "superseded",
+                    duration_s = elapsed,
+                    "The object was replaced after this event; its newer event processes it."
+                ),
                 JobOutcome::Failed {
                     error_type,
                     reason,
@@ -221,7 +229,7 @@ fn merge(a: Disposition, b: Disposition) -> Disposition {
 
 fn to_disposition(outcome: &JobOutcome, message: &Received) -> Disposition {
     match outcome {
-        JobOutcome::Success | JobOutcome::Duplicate => Disposition::Delete,
+        JobOutcome::Success | JobOutcome::Duplicate | JobOutcome::Superseded => Disposition::Delete,
         JobOutcome::Cancelled => Disposition::Release,
         JobOutcome::Failed {
             retryable: true, ..
@@ -255,6 +263,7 @@ fn record(outcome: &JobOutcome, seconds: f64) {
     let (label, error_type) = match outcome {
         JobOutcome::Success => ("success", "none"),
         JobOutcome::Duplicate => ("duplicate", "none"),
+        JobOutcome::Superseded => ("superseded", "none"),
         JobOutcome::Failed {
             error_type,
             retryable: true,
@@ -326,6 +335,11 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob)
         format: task.format,
         manifest: Some(manifest.clone()),
         overwrite: false,
+        // The version the event reported (job messages name none: the current object).
+        input_version: ObjectVersion {
+            version_id: item.version_id.clone(),
+            etag: item.etag.clone(),
+        },
     };
     let progress = CancelFlag(&cx.cancel);
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -334,6 +348,14 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob)
     let error = match result {
         Ok(Ok(_)) => return JobOutcome::Success,
         Ok(Err(JobError::Cancelled { .. })) => return JobOutcome::Cancelled,
+        Ok(Err(error)) if error.kind() == "object_changed" && item.version_id.is_none() => {
+            // Read pinned to the event's ETag (or the ETag at open) and the object is another
+            // one now: S3 sends an event for the newer version, which is processed then.
+            if item.etag.is_some() {
+                return JobOutcome::Superseded;
+            }
+            error
+        }
         Ok(Err(error)) if error.kind() == "already_exists" => {
             // An output of this job's own earlier attempt (a run killed before its manifest) is
             // replaced by the sink (it carries this job's identity), so an existing output here
