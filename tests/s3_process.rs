@@ -340,3 +340,72 @@ fn task_mode_with_the_legacy_environment_end_to_end() {
     );
     assert_eq!(frames(&mp3).1, 2);
 }
+
+#[test]
+fn an_upload_failing_mid_stream_ends_the_job_instead_of_hanging_it() {
+    // Hole 1, on S3: every part upload after the first is reset at the wire (a proxy in front of
+    // the real server), so the sink fails mid-stream while decoding and DSP are well ahead and
+    // waiting on the block pools. Before the cancel signal the output loop dropped its blocks
+    // and the DSP thread waited for one forever (`process s3://… -o s3://…` with the server
+    // killed 1.5 s in was still running after 100 s). Now each run must end within the
+    // timeout, with the store's error, no object and no pending multipart upload.
+    let proxy = common::fault_proxy::FaultProxy::start(&endpoint());
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("partfail");
+    // Three minutes of WAV (~31 MiB): with 5 MiB parts every output below is multipart.
+    let input = make_input(dir.path(), 180, "wav");
+    aws_ok(&[
+        "s3",
+        "cp",
+        input.to_str().unwrap(),
+        &format!("s3://{b}/in/a.wav"),
+    ]);
+    // Parts 2 and 3 of the single outputs; every piece of the split (each piece is below the
+    // part size, so each is one PUT made while the stream goes on).
+    for target in ["partNumber=2", "partNumber=3", "out/pieces/"] {
+        proxy.add(common::fault_proxy::Fault {
+            method: Some("PUT"),
+            contains: vec![target.to_owned()],
+            action: common::fault_proxy::Action::Reset,
+            times: u64::MAX,
+        });
+    }
+    let url = proxy.url();
+    let cases: [(&str, &[&str]); 4] = [
+        ("out/a.wav", &["--preset", "transcode"]),
+        ("out/a.flac", &["--preset", "transcode"]),
+        ("out/a.mp3", &["--preset", "8d", "--bitrate", "320"]),
+        ("out/pieces/", &["--preset", "oneshot", "--format", "wav"]),
+    ];
+    for (output, flags) in cases {
+        let started = std::time::Instant::now();
+        let run = Command::new("timeout")
+            .args([
+                "-s",
+                "KILL",
+                "90",
+                env!("CARGO_BIN_EXE_longwave"),
+                "process",
+            ])
+            .arg(format!("s3://{b}/in/a.wav"))
+            .args(["-o", &format!("s3://{b}/{output}")])
+            .args(["--part-size-mib", "5", "--s3-max-retries", "1", "--quiet"])
+            .args(flags)
+            .env("AWS_ENDPOINT_URL", &url)
+            .env("AWS_ENDPOINT_URL_S3", &url)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        // A hang is killed by `timeout` and shows as exit code 137.
+        assert_eq!(run.status.code(), Some(1), "{output}: {stderr}");
+        assert!(stderr.contains(&format!("s3://{b}/")), "{output}: {stderr}");
+        assert!(
+            keys(&b, "out/").is_empty(),
+            "{output}: objects left: {:?}",
+            keys(&b, "out/")
+        );
+        assert_eq!(pending_uploads(&b), 0, "{output}: pending upload left");
+        eprintln!("{output}: failed in {:?}: {stderr}", started.elapsed());
+    }
+    assert!(proxy.injected() >= 4, "the faults were injected");
+}
