@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh: the one command that runs every check and test (README and .ci/run call this).
-# Order: environment → fmt → clippy → deploy lint → tests → docs → benches build → the release
+# Order: environment → fmt → clippy → deploy lint → tests → fuzz smoke → docs → benches build → the release
 # binary the Dockerfile ships, smoke-tested.
 #
 # Everything compiles in the release profile, once: clippy, the tests, the docs, the benches
@@ -43,6 +43,10 @@ bash scripts/local-aws.sh start
 # shellcheck disable=SC1090
 . "$(bash scripts/local-aws.sh env)"
 cargo test --release --locked 2>&1 | tee "$test_log"
+# The fuzz targets (fuzz/, cargo-fuzz on stable): a bounded smoke of each, 60 s; a crash, hang or
+# out-of-memory fails the run. The long runs' figures are in the README ("Fuzzing").
+echo "== fuzz smoke" >&2
+bash scripts/fuzz.sh smoke 60
 echo "== cargo doc" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --document-private-items --locked --quiet
 echo "== cargo bench --no-run" >&2

@@ -23,6 +23,7 @@ pub mod audio;
 pub mod decode;
 pub mod dsp;
 pub mod encode;
+pub mod fuzzing;
 pub mod io;
 pub mod job;
 pub mod synth;

@@ -22,5 +22,7 @@ pub use runner::{
     format_for, manifest_path_for, run, run_local, Job, LocalJob, NoProgress, OutputTarget,
     Progress, RunnerConfig,
 };
-pub use spec::{cap_echo, parse_chain, preset, BuildContext, Preset, SpecError, StageSpec};
+pub use spec::{
+    cap_echo, cap_echo_at, parse_chain, preset, BuildContext, Preset, SpecError, StageSpec,
+};
 pub use task::{default_output_prefix, plan_from_env, TaskError, TaskJob, TaskPlan};

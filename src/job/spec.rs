@@ -230,13 +230,30 @@ pub fn parse_chain(json: &str) -> Result<Vec<StageSpec>, SpecError> {
 /// Longest text of the user's echoed back in an error, in characters.
 const MAX_ECHO: usize = 200;
 
-/// `text` cut to 200 characters (with "…"): a 100 MB stage name is not echoed whole.
-/// Every error that quotes user input (here and on the command line) goes through it.
+/// `text` cut to 200 characters (with "…") and on one line: a 100 MB stage name is not echoed
+/// whole, and a newline inside a JSON key does not forge a second log line. Every error that
+/// quotes user input (here, on the command line and in the worker's messages) goes through it
+/// or through [`cap_echo_at`].
 pub fn cap_echo(text: &str) -> String {
-    match text.char_indices().nth(MAX_ECHO) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
+    cap_echo_at(text, MAX_ECHO)
+}
+
+/// [`cap_echo`] with its own length: at most `max_chars` characters of `text` (then "…"), with
+/// every control character written as its Rust escape (`\n`, `\u{1b}`).
+pub fn cap_echo_at(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars + 8));
+    for (n, c) in text.chars().enumerate() {
+        if n == max_chars {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
+    out
 }
 
 /// A JSON syntax error with the text around it, so the field is named even for tokens JSON

@@ -864,26 +864,15 @@ fn describe(value: &Value) -> String {
     }
 }
 
-/// A value from the body, truncated to [`MAX_ECHO`] characters.
+/// A value from the body, cut to [`MAX_ECHO`] characters, on one line.
 fn short(text: &str) -> String {
-    truncate(text, MAX_ECHO)
+    crate::job::cap_echo_at(text, MAX_ECHO)
 }
 
-/// Foreign error text, truncated to [`MAX_REASON`] characters (serde echoes unknown field names,
-/// which a hostile body can make arbitrarily long).
+/// Foreign error text, cut to [`MAX_REASON`] characters, on one line (serde echoes unknown field
+/// names, which a hostile body can make arbitrarily long or fill with newlines).
 fn bounded(text: String) -> String {
-    if text.len() <= MAX_REASON {
-        text
-    } else {
-        truncate(&text, MAX_REASON)
-    }
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        None => text.to_owned(),
-        Some((end, _)) => format!("{}…", &text[..end]),
-    }
+    crate::job::cap_echo_at(&text, MAX_REASON)
 }
 
 #[cfg(test)]
@@ -1677,5 +1666,23 @@ mod tests {
         // Multi-byte characters are cut on a character boundary.
         let err = parse(&format!(r#"{{"{}":1}}"#, "é".repeat(1000))).unwrap_err();
         assert!(err.to_string().contains('…'), "{err}");
+    }
+
+    #[test]
+    fn control_characters_in_echoed_input_stay_on_one_line() {
+        // Found by the message fuzz target: a key holding an escaped newline was echoed by serde
+        // into a two-line error, so a message could forge a log line. Every echo is escaped.
+        let bodies = [
+            r#"{"input":"s3://in-bucket/a.flac","preset":"transcode","for\nmat\u001b[31m":"flac"}"#,
+            r#"{"input":"s3://in-bucket/a.flac","preset":"transc\node"}"#,
+            r#"{"S3_BUCKET":"in-bucket","S3_KEY":"a","PROCESSING_PARAMS":{"x\ny":1}}"#,
+            r#"{"input":"s3://in-bucket/a\n.flac","output":"s3://in-bucket/o\r.wav","preset":"9d"}"#,
+        ];
+        for body in bodies {
+            let err = parse(body).unwrap_err().to_string();
+            assert!(!err.contains(['\n', '\r', '\u{1b}']), "{body}: {err:?}");
+        }
+        let err = parse(bodies[0]).unwrap_err().to_string();
+        assert!(err.contains("for\\nmat\\u{1b}"), "{err}");
     }
 }
