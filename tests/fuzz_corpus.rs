@@ -72,7 +72,7 @@ fn decode_seeds_fixtures_and_findings_replay_cleanly() {
     // Every prefix of one seed per container: truncation at each byte class is the commonest
     // real damage, and cheap to sweep here.
     for seed in &seeds {
-        let data = std::fs::read(&seed).unwrap();
+        let data = std::fs::read(seed).unwrap();
         for cut in (0..data.len()).step_by(data.len() / 64 + 1) {
             let outcome =
                 std::panic::catch_unwind(|| longwave::fuzzing::decode_bytes(&data[..cut]));

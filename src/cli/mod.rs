@@ -97,6 +97,12 @@ struct ProcessArgs {
     /// replaced.
     #[arg(long)]
     s3_allow_unconditional_writes: bool,
+    /// Memory one job may use, in MiB (16–65536). Each job's bound (block pools, chain and stage
+    /// state, S3 buffers, codecs) is computed once the input's header is read; a job over it is
+    /// refused before any audio is decoded, naming the parameter to lower. Default: the budget
+    /// of one worker slot (transfer buffers + blocks + codecs + 24 MiB of stage state).
+    #[arg(long, env = "LONGWAVE_MAX_JOB_MEMORY_MIB", value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=65536))]
+    max_job_memory_mib: Option<u64>,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -275,6 +281,7 @@ fn process(args: ProcessArgs) -> Result<()> {
     };
     let config = RunnerConfig {
         block_frames: args.block_frames as usize,
+        job_budget_bytes: args.max_job_memory_mib.map(|mib| mib << 20),
         decode: DecodeOptions {
             max_skipped_packets: args.max_bad_packets,
         },
@@ -394,11 +401,29 @@ fn task(args: TaskArgs) -> Result<()> {
 /// Reads `--chain`: inline JSON or `@FILE`.
 fn read_chain(arg: &str) -> Result<Vec<StageSpec>> {
     let json = match arg.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read chain file {path}"))?,
+        Some(path) => read_chain_file(path)?,
         None => arg.to_string(),
     };
     Ok(job::parse_chain(&json)?)
+}
+
+/// Reads a `--chain @FILE`: a regular file of at most 1 MiB (`@/dev/zero` or a FIFO would
+/// otherwise be read until memory runs out, or forever).
+fn read_chain_file(path: &str) -> Result<String> {
+    use std::io::Read;
+    let limit = job::MAX_CHAIN_JSON_BYTES as u64;
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read chain file {path}"))?;
+    if !meta.is_file() {
+        bail!("cannot read chain file {path}: not a regular file");
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit + 1).read_to_string(&mut text))
+        .with_context(|| format!("cannot read chain file {path}"))?;
+    if text.len() as u64 > limit {
+        bail!("chain file {path} is larger than 1 MiB");
+    }
+    Ok(text)
 }
 
 /// Output extensions of audio formats longwave does not write: an output named like this would

@@ -209,6 +209,24 @@ impl Chain {
         Some(self.finish_output())
     }
 
+    /// Bytes of state each stage allocated in `prepare` ([`Stage::state_bytes`]), in chain
+    /// order; for the job's memory bound (call after [`Chain::prepare`]).
+    pub fn stage_state_bytes(&self) -> Vec<usize> {
+        self.stages
+            .iter()
+            .map(|stage| stage.state_bytes())
+            .collect()
+    }
+
+    /// Bytes of the chain's own sample buffers: one block per stage plus the flush's silence.
+    pub fn buffer_bytes(&self) -> usize {
+        self.buffers
+            .iter()
+            .chain(std::iter::once(&self.silence))
+            .map(|block| block.capacity() * block.channel_count() * std::mem::size_of::<f32>())
+            .sum()
+    }
+
     /// Indices of the stages that need an analysis pass, in chain order.
     pub fn analysis_stages(&self) -> Vec<usize> {
         (0..self.stages.len())

@@ -153,6 +153,16 @@ impl Stage for Limiter {
         }
     }
 
+    fn state_bytes(&self) -> usize {
+        match &self.state {
+            State::Unprepared => 0,
+            State::Juce(l) => {
+                (l.first.env.capacity() + l.second.env.capacity()) * std::mem::size_of::<f32>()
+            }
+            State::TruePeak(l) => l.state_bytes(),
+        }
+    }
+
     fn reset(&mut self) {
         match &mut self.state {
             State::Unprepared => {}
@@ -476,6 +486,18 @@ struct TruePeakLimiter {
 }
 
 impl TruePeakLimiter {
+    /// Bytes of the buffers `new` allocated (history, delay line, scratch, windows).
+    fn state_bytes(&self) -> usize {
+        let f32s = self.history.capacity()
+            + self.delay.capacity()
+            + self.scratch.capacity()
+            + self.min_window.value.capacity()
+            + self.average.ring.capacity()
+            + self.smoothing.ring.capacity();
+        f32s * std::mem::size_of::<f32>()
+            + self.min_window.index.capacity() * std::mem::size_of::<u64>()
+    }
+
     fn new(
         sample_rate: u32,
         channels: usize,

@@ -93,6 +93,7 @@ pub struct Normalize {
     params: NormalizeParams,
     meter: Option<EbuR128>,
     channels: usize,
+    sample_rate: u32,
     /// Largest |sample| seen in the current analysis pass.
     peak: f32,
     observing: bool,
@@ -119,6 +120,7 @@ impl Normalize {
             params,
             meter: None,
             channels: 0,
+            sample_rate: 0,
             peak: 0.0,
             observing: false,
             meter_failed: false,
@@ -153,6 +155,7 @@ impl Stage for Normalize {
         _max_block_frames: usize,
     ) -> Result<StreamSpec, StageError> {
         self.channels = input.channels;
+        self.sample_rate = input.sample_rate;
         self.meter = if self.params.lufs.is_some() {
             // HISTOGRAM: constant memory and no allocation while observing (the default queue
             // keeps every 400 ms block and grows with the input); costs < 0.05 LU of resolution.
@@ -179,6 +182,18 @@ impl Stage for Normalize {
             for (d, s) in dst.iter_mut().zip(input.channel(ch)) {
                 *d = *s * self.factor;
             }
+        }
+    }
+
+    fn state_bytes(&self) -> usize {
+        // The meter (ebur128, integrated mode with histograms) keeps a 400 ms window of f64
+        // samples per channel and two 1,000-bin histograms; half a second plus 32 KiB bounds it.
+        match &self.meter {
+            Some(_) => {
+                self.sample_rate as usize / 2 * self.channels * std::mem::size_of::<f64>()
+                    + 32 * 1024
+            }
+            None => 0,
         }
     }
 

@@ -423,6 +423,10 @@ impl Stage for Pan8d {
         }
     }
 
+    fn state_bytes(&self) -> usize {
+        self.delay.buf.capacity() * std::mem::size_of::<f32>()
+    }
+
     fn reset(&mut self) {
         self.frame = 0;
         self.delay.clear();

@@ -470,6 +470,20 @@ impl Stage for Reverb {
             tank.clear();
         }
     }
+
+    fn state_bytes(&self) -> usize {
+        let tanks: usize = self
+            .tanks
+            .iter()
+            .map(|tank| {
+                let combs: usize = tank.combs.iter().map(|c| c.buf.capacity()).sum();
+                let allpasses: usize = tank.allpasses.iter().map(|a| a.buf.capacity()).sum();
+                combs + allpasses
+            })
+            .sum();
+        (tanks + self.scratch_left.capacity() + self.scratch_right.capacity())
+            * std::mem::size_of::<f32>()
+    }
 }
 
 #[cfg(test)]

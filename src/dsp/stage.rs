@@ -51,6 +51,14 @@ pub trait Stage: Send {
     /// Clears all state, as if freshly prepared.
     fn reset(&mut self);
 
+    /// Bytes of state [`prepare`](Stage::prepare) allocated for this stream (delay lines,
+    /// rings, meters), as an upper bound of what the stage holds while it runs. The runner adds
+    /// it to the job's memory bound and refuses a job whose bound exceeds its budget before any
+    /// audio is decoded; a stage that under-reports breaks that promise. 0 for stateless stages.
+    fn state_bytes(&self) -> usize {
+        0
+    }
+
     /// True when the stage needs statistics of its whole input before the first output sample
     /// (loudness normalisation, an auto-detected silence threshold). The runner then runs an
     /// analysis pass first: the stages before this one process normally and this stage only

@@ -56,6 +56,15 @@ pub enum JobError {
         /// succeed, so the worker retries it instead of dead-lettering it.
         retryable: bool,
     },
+    /// The job's computed memory bound exceeds its budget (checked after the header is read,
+    /// before any audio is decoded). Permanent: the same job needs the same memory.
+    #[error("{input}: {reason}")]
+    OverBudget {
+        /// The job's input.
+        input: String,
+        /// The need, the budget and the largest part, naming the parameter to lower.
+        reason: String,
+    },
     /// The job was asked to stop (worker shutdown) before it finished; nothing was committed.
     #[error("processing of {input} was cancelled before it finished")]
     Cancelled {
@@ -85,6 +94,7 @@ impl JobError {
             JobError::Output { .. } | JobError::Sink(_) => "output",
             JobError::Manifest { .. } => "manifest",
             JobError::Panic { .. } => "panic",
+            JobError::OverBudget { .. } => "over_budget",
             JobError::Cancelled { .. } => "cancelled",
         }
     }

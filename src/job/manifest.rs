@@ -18,6 +18,8 @@ pub struct Manifest {
     pub preset: Option<String>,
     /// The chain with every parameter's effective value.
     pub chain: Vec<StageSpec>,
+    /// The job's computed memory bound, its parts and the budget it fit.
+    pub memory: super::memory::JobMemory,
     /// What stages decided or measured (auto threshold, measured loudness …), by chain position.
     pub stage_reports: Vec<StageReport>,
     /// The outputs, in order.

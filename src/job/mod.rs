@@ -9,6 +9,7 @@ mod analyze;
 mod error;
 mod identity;
 mod manifest;
+pub mod memory;
 mod outputs;
 mod runner;
 mod spec;
@@ -24,5 +25,6 @@ pub use runner::{
 };
 pub use spec::{
     cap_echo, cap_echo_at, parse_chain, preset, BuildContext, Preset, SpecError, StageSpec,
+    MAX_ANALYSIS_PASSES, MAX_CHAIN_JSON_BYTES, MAX_STAGES,
 };
 pub use task::{default_output_prefix, plan_from_env, TaskError, TaskJob, TaskPlan};

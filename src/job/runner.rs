@@ -6,6 +6,7 @@
 //! the encoder's buffers. Nothing depends on the input's length.
 
 use super::manifest::{InputSummary, Manifest, OutputEntry, StageReport};
+use super::memory::{self, JobMemory, MemoryPart};
 use super::outputs::{Outputs, Published};
 use super::spec::BuildContext;
 use super::{identity, targets};
@@ -14,7 +15,7 @@ use crate::audio::{Block, BlockPool, SampleRepairs, StreamSpec};
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
 use crate::encode::{move_into_place, Mp3Rate, OutputFormat, WavSampleFormat};
-use crate::io::{self, ObjectRef, ObjectVersion, S3Context};
+use crate::io::{self, ObjectRef, ObjectVersion, S3Context, S3Settings};
 use crate::telemetry::{self, names, AudioSecondsCounter, StageMeter};
 use crossbeam_channel::bounded;
 use std::path::PathBuf;
@@ -30,6 +31,10 @@ pub struct RunnerConfig {
     pub queue_blocks: usize,
     /// Decoder options (bad-packet tolerance).
     pub decode: DecodeOptions,
+    /// Memory one job may use, in bytes (`--max-job-memory-mib`); `None` = the default budget
+    /// of a worker slot ([`RunnerConfig::job_budget`]). A job whose computed bound exceeds it is
+    /// refused before any audio is decoded.
+    pub job_budget_bytes: Option<u64>,
 }
 
 impl Default for RunnerConfig {
@@ -38,6 +43,7 @@ impl Default for RunnerConfig {
             block_frames: 4096,
             queue_blocks: 4,
             decode: DecodeOptions::default(),
+            job_budget_bytes: None,
         }
     }
 }
@@ -49,6 +55,68 @@ impl RunnerConfig {
         let per_frame = (channels_in + channels_out) * std::mem::size_of::<f32>();
         // Two pools plus the chain's intermediate blocks (one per stage, bounded by a few).
         (2 * (self.queue_blocks + 2) + 4) * self.block_frames * per_frame
+    }
+
+    /// The memory budget of one job with these settings: the one set, or the default of a
+    /// worker slot ([`memory::default_job_budget`] for an 8-channel stream at the default
+    /// block size: a larger `--block-frames` must fit the budget, not grow it).
+    pub fn job_budget(&self, s3: &S3Settings) -> u64 {
+        self.job_budget_bytes.unwrap_or_else(|| {
+            let blocks = RunnerConfig::default().block_memory_bytes(8, 8) as u64;
+            memory::default_job_budget(s3, blocks)
+        })
+    }
+
+    /// The bound of a job on `chain` (prepared for a stream of `channels_in` → `channels_out`),
+    /// reading from S3 when `s3_input`, writing to S3 when `s3_output`, against its budget.
+    fn job_memory(
+        &self,
+        chain: &Chain,
+        specs: &[StageSpec],
+        (channels_in, channels_out): (usize, usize),
+        s3: &S3Settings,
+        (s3_input, s3_output): (bool, bool),
+    ) -> JobMemory {
+        let f32_bytes = std::mem::size_of::<f32>() as u64;
+        let block = |channels: usize| self.block_frames as u64 * channels as u64 * f32_bytes;
+        let pool_blocks = (self.queue_blocks + 2) as u64;
+        let analysis = !chain.analysis_stages().is_empty();
+        let reader = (1 + s3.read_ahead as u64) * s3.read_chunk as u64;
+        let sink = (2 + s3.parts_in_flight as u64) * s3.part_size as u64;
+        let mut parts = vec![
+            MemoryPart {
+                what: "block pools (--block-frames × channels)".into(),
+                bytes: pool_blocks * (block(channels_in) + block(channels_out))
+                    + if analysis { block(channels_in) } else { 0 },
+            },
+            MemoryPart {
+                what: "chain blocks (--block-frames × stages)".into(),
+                bytes: chain.buffer_bytes() as u64,
+            },
+            MemoryPart {
+                what: "decoder and encoder state".into(),
+                bytes: memory::CODEC_BYTES * if analysis { 2 } else { 1 },
+            },
+            MemoryPart {
+                what: "S3 read buffers (read chunk × read-ahead)".into(),
+                bytes: if s3_input {
+                    reader * if analysis { 2 } else { 1 }
+                } else {
+                    0
+                },
+            },
+            MemoryPart {
+                what: "S3 upload buffers (--part-size-mib × parts in flight)".into(),
+                bytes: if s3_output { sink } else { 0 },
+            },
+        ];
+        for (index, (bytes, spec)) in chain.stage_state_bytes().into_iter().zip(specs).enumerate() {
+            parts.push(MemoryPart {
+                what: format!("chain[{index}] ({})", spec.memory_parameters()),
+                bytes: bytes as u64,
+            });
+        }
+        JobMemory::new(parts, self.job_budget(s3))
     }
 }
 
@@ -198,6 +266,24 @@ pub fn run(
     };
     let mut chain = Chain::new(job.chain.iter().map(|s| s.build(&build)).collect());
     let out_spec = chain.prepare(info.spec, config.block_frames)?;
+    // Only the header has been read: a job that cannot fit its budget stops here.
+    let default_settings = S3Settings::default();
+    let memory = config.job_memory(
+        &chain,
+        &job.chain,
+        (info.spec.channels, out_spec.channels),
+        s3.map_or(&default_settings, S3Context::settings),
+        (
+            job.input.is_s3(),
+            job.output.as_ref().is_some_and(ObjectRef::is_s3),
+        ),
+    );
+    if !memory.fits() {
+        return Err(JobError::OverBudget {
+            input: job.input.to_string(),
+            reason: memory.refusal(),
+        });
+    }
     let format = match job.format {
         Some(format) => format,
         None => format_for(job.output.as_ref().and_then(ObjectRef::extension), &info),
@@ -294,6 +380,7 @@ pub fn run(
         },
         preset: job.preset.clone(),
         chain: job.chain.clone(),
+        memory,
         stage_reports: chain
             .reports()
             .into_iter()

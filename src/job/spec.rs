@@ -37,6 +37,16 @@ pub enum StageSpec {
     Silence(SilenceParams),
 }
 
+/// Most stages in one chain: the presets use at most 4, and each stage costs a block of memory
+/// and its state (measured before the cap: 10,000 gain stages held 325 MiB).
+pub const MAX_STAGES: usize = 32;
+
+/// Most stages needing an analysis pass in one chain: each decodes the whole input once more.
+pub const MAX_ANALYSIS_PASSES: usize = 4;
+
+/// Longest chain JSON accepted, in bytes (32 stages with every parameter fit in 8 KiB).
+pub const MAX_CHAIN_JSON_BYTES: usize = 1 << 20;
+
 /// Allowed range of `gain_db`.
 pub const GAIN_DB_RANGE: (f64, f64) = (-120.0, 48.0);
 
@@ -80,6 +90,30 @@ impl StageSpec {
             StageSpec::Reverb(p) => p.tail,
             StageSpec::Limiter(_) => true,
             StageSpec::Pan8d(p) => p.mode != crate::dsp::PanMode::Sine,
+            _ => false,
+        }
+    }
+
+    /// The stage's name and the parameters its memory grows with, for a refusal that says what
+    /// to lower (`silence: min_piece_ms, min_silence_ms, keep_silence_ms`).
+    pub fn memory_parameters(&self) -> String {
+        let grows_with = match self {
+            StageSpec::Silence(_) => ": min_piece_ms, min_silence_ms, keep_silence_ms",
+            StageSpec::Reverb(_) | StageSpec::Normalize(_) | StageSpec::Pan8d(_) => {
+                ": the sample rate and channels"
+            }
+            StageSpec::Limiter(_) => ": lookahead_ms, the sample rate and channels",
+            StageSpec::Gain { .. } => "",
+        };
+        format!("{}{grows_with}", self.type_name())
+    }
+
+    /// True for a stage that needs an analysis pass over the whole input first (loudness or
+    /// peak normalisation, an automatic silence threshold).
+    pub fn wants_analysis(&self) -> bool {
+        match self {
+            StageSpec::Normalize(_) => true,
+            StageSpec::Silence(p) => matches!(p.threshold_db, crate::dsp::Threshold::Auto(_)),
             _ => false,
         }
     }
@@ -182,6 +216,12 @@ pub enum SpecError {
 /// # Errors
 /// Fails on malformed JSON, an unknown stage type or field, or an out-of-range value.
 pub fn parse_chain(json: &str) -> Result<Vec<StageSpec>, SpecError> {
+    if json.len() > MAX_CHAIN_JSON_BYTES {
+        return Err(SpecError::Invalid {
+            index: None,
+            reason: format!("the chain JSON is {} bytes, larger than 1 MiB", json.len()),
+        });
+    }
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| SpecError::Invalid {
         index: None,
         reason: json_syntax_error(json, &e),
@@ -299,6 +339,29 @@ fn culprit_field(item: &serde_json::Value) -> Option<String> {
 /// # Errors
 /// [`SpecError::Invalid`] naming the offending stage.
 pub fn check_chain(stages: &[StageSpec]) -> Result<(), SpecError> {
+    if stages.len() > MAX_STAGES {
+        return Err(SpecError::Invalid {
+            index: None,
+            reason: format!(
+                "a chain has at most {MAX_STAGES} stages; this one has {}",
+                stages.len()
+            ),
+        });
+    }
+    if let Some((index, _)) = stages
+        .iter()
+        .enumerate()
+        .filter(|(_, stage)| stage.wants_analysis())
+        .nth(MAX_ANALYSIS_PASSES)
+    {
+        return Err(SpecError::Invalid {
+            index: Some(index),
+            reason: format!(
+                "a chain has at most {MAX_ANALYSIS_PASSES} analysis passes (normalize, silence \
+                 with threshold_db \"auto\"), each decoding the whole input once more"
+            ),
+        });
+    }
     let mut seen_split = false;
     for (index, stage) in stages.iter().enumerate() {
         let is_cutting =

@@ -80,15 +80,12 @@ pub struct WorkerSummary {
 }
 
 /// Memory the worker may use at `max_jobs` slots: a fixed base (binary, runtimes, metrics,
-/// DSP pool) plus, per slot, the S3 transfer buffers, the pipeline's blocks and a margin for
-/// codec and stage state. Exported as `longwave_memory_budget_bytes`; the deployment sizes
-/// tasks from it.
+/// DSP pool) plus one job budget per slot ([`RunnerConfig::job_budget`]: transfer buffers,
+/// blocks, codec and stage state; every job's computed bound is checked against it before the
+/// job decodes audio). Exported as `longwave_memory_budget_bytes`; the deployment sizes tasks
+/// from it.
 pub fn memory_budget_bytes(max_jobs: usize, s3: &S3Settings, runner: &RunnerConfig) -> u64 {
-    const MIB: u64 = 1024 * 1024;
-    // 8 channels in and out bounds the block memory of any stream we accept in practice.
-    let blocks = runner.block_memory_bytes(8, 8) as u64;
-    let per_job = s3.memory_bytes() + blocks.max(4 * MIB) + 12 * MIB;
-    48 * MIB + max_jobs as u64 * per_job
+    crate::job::memory::PROCESS_BASE_BYTES + max_jobs as u64 * runner.job_budget(s3)
 }
 
 /// A message being worked on, as the heartbeat sees it.

@@ -485,6 +485,18 @@ impl Stage for Silence {
         self.ring_frames
     }
 
+    fn state_bytes(&self) -> usize {
+        let channels = self.spec.map_or(0, |spec| spec.channels);
+        // The hold ring dominates; then the range log (fixed capacity), pydub's per-ms totals
+        // and the planner's queue of boundaries (bounded by the ranges).
+        let min_silence = (self.params.min_silence_ms.round() as usize).clamp(50, 10_000);
+        let seek = (self.params.seek_step_ms.round() as usize).clamp(1, 1000);
+        self.ring_frames * channels * std::mem::size_of::<f32>()
+            + splitter::RANGE_LIST_CAP * 2 * std::mem::size_of::<(i64, i64)>()
+            + (min_silence + seek + 4) * std::mem::size_of::<i128>()
+            + std::mem::size_of::<auto::LevelHistogram>()
+    }
+
     fn reset(&mut self) {
         if let Some(core) = self.core.as_mut() {
             core.detector.reset();
