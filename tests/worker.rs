@@ -1168,3 +1168,253 @@ fn an_event_reads_the_version_it_names_or_is_superseded_by_the_newer_one() {
     let seconds = manifest["input"]["duration_s"].as_f64().unwrap();
     assert!((seconds - 2.0).abs() < 0.01, "{manifest}");
 }
+
+/// What a chaos run did and found.
+#[derive(Debug)]
+struct ChaosReport {
+    jobs: usize,
+    faults_injected: u64,
+    kills: usize,
+    retries: f64,
+    successes: usize,
+    lost: usize,
+    seconds: f64,
+}
+
+/// The chaos schedule shared by the CI test and the long run (`loadtest/chaos.sh`): `jobs` jobs
+/// of `audio_seconds` each (half WAV transcodes with multipart uploads, half 8D MP3) on 2
+/// workers × 2 slots through a fault proxy; mixed short faults from the start; the first kill
+/// (SIGKILL, restart) once a worker is busy with an upload open; then one 15 s read outage
+/// (longer than 2 in-place retries); then, for the long run, a kill every ~10 s with the
+/// mixed faults switched on and off in turn, until `kills` kills; faults end after at least
+/// 40 s. Checks that every job ends exactly once as a success: one output + one success
+/// manifest each, nothing else under `out/`, no failed outcome, queue and DLQ empty, pending
+/// uploads only from killed workers.
+fn chaos(name: &str, jobs: usize, audio_seconds: u32, kills: usize) -> ChaosReport {
+    use common::fault_proxy::{Action, Fault, FaultProxy};
+    let proxy = FaultProxy::start(&endpoint());
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket(name);
+    let q = queues(name, Some(10));
+    let input = generate(dir.path(), "in.wav", audio_seconds);
+    let mut outputs = Vec::new();
+    for i in 0..jobs {
+        upload(&input, &b, &format!("in/{i}.wav"));
+        let (output, preset) = if i % 2 == 0 {
+            (format!("out/{i}.wav"), "transcode")
+        } else {
+            (format!("out/{i}.mp3"), "8d")
+        };
+        send(
+            &q.url,
+            &serde_json::json!({"input": format!("s3://{b}/in/{i}.wav"), "output": format!("s3://{b}/{output}"), "preset": preset}).to_string(),
+        );
+        outputs.push(output);
+    }
+    let fault = |method: Option<&'static str>, contains: &[&str], action, times| Fault {
+        method,
+        contains: contains.iter().map(|s| (*s).to_owned()).collect(),
+        action,
+        times,
+    };
+    let mixed = || {
+        [
+            fault(Some("GET"), &[&b, "/in/"], Action::SlowDown, 6),
+            fault(Some("GET"), &[&b, "/in/"], Action::CutResponse, 4),
+            fault(Some("PUT"), &["partNumber="], Action::InternalError, 4),
+            fault(Some("POST"), &["uploadId="], Action::Reset, 2),
+            fault(None, &["ReceiveMessage"], Action::InternalError, 3),
+            fault(None, &["DeleteMessage"], Action::InternalError, 2),
+            // Slow part uploads: a job's upload stays open for seconds, so kills land mid-upload.
+            fault(
+                Some("PUT"),
+                &["partNumber="],
+                Action::Delay(Duration::from_secs(2)),
+                40,
+            ),
+            fault(None, &[], Action::Delay(Duration::from_millis(150)), 200),
+        ]
+    };
+    let started = Instant::now();
+    let mut rules: Vec<u64> = mixed().into_iter().map(|rule| proxy.add(rule)).collect();
+    let url = proxy.url();
+    let env = [("AWS_ENDPOINT_URL", url.as_str())];
+    let flags = [
+        "--dlq-url",
+        &q.dlq,
+        "--max-jobs",
+        "2",
+        "--visibility-timeout",
+        "6",
+        "--s3-max-retries",
+        "2",
+    ];
+    let mut workers = vec![
+        Worker::start(&q.url, &flags, &env, dir.path()),
+        Worker::start(&q.url, &flags, &env, dir.path()),
+    ];
+    let mut retries = 0.0;
+    let mut done_kills = 0;
+    let finished = |outputs: &[String]| {
+        let found = keys(&b, "out/");
+        outputs
+            .iter()
+            .filter(|o| found.contains(&format!("{o}.manifest.json")))
+            .count()
+    };
+    let kill = |workers: &mut Vec<Worker>, index: usize, retries: &mut f64| {
+        let victim = &mut workers[index];
+        *retries += victim.metric("longwave_jobs_finished_total", &[("outcome", "retry")]);
+        victim.signal("KILL");
+        victim.wait_exit(Duration::from_secs(10));
+        workers[index] = Worker::start(&q.url, &flags, &env, dir.path());
+    };
+    // Kill 1: a busy worker with an upload open (part uploads are slowed to 2 s each).
+    let deadline = Instant::now() + LONG_WAIT;
+    while !(workers[0].metric("longwave_job_slots_busy", &[]) >= 1.0 && pending_uploads(&b) > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "no worker mid-upload: {:?}\n{}",
+            keys(&b, "out/"),
+            workers[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill(&mut workers, 0, &mut retries);
+    done_kills += 1;
+    // The outage, right after the kill: every read of an input answered 503 for 15 s, far past
+    // 2 in-place retries; the jobs it hits (the killed worker's among them, redelivered after
+    // their 6 s visibility) fail as retryable and come back later.
+    let outage = proxy.add_first(fault(
+        Some("GET"),
+        &[&b, "/in/"],
+        Action::SlowDown,
+        u64::MAX,
+    ));
+    std::thread::sleep(Duration::from_secs(15));
+    proxy.remove(outage);
+    // More kills, faults on and off in turn, while jobs remain.
+    while done_kills < kills && finished(&outputs) < jobs {
+        let phase = Instant::now();
+        if rules.is_empty() {
+            rules = mixed().into_iter().map(|rule| proxy.add(rule)).collect();
+        } else {
+            rules.drain(..).for_each(|id| proxy.remove(id));
+        }
+        let index = done_kills % 2;
+        let busy = Instant::now() + Duration::from_secs(20);
+        while workers[index].metric("longwave_job_slots_busy", &[]) < 1.0 && Instant::now() < busy {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        kill(&mut workers, index, &mut retries);
+        done_kills += 1;
+        std::thread::sleep(Duration::from_secs(10).saturating_sub(phase.elapsed()));
+    }
+    std::thread::sleep(Duration::from_secs(40).saturating_sub(started.elapsed()));
+    let faults_injected = proxy.injected();
+    proxy.clear();
+
+    let deadline = Instant::now() + Duration::from_secs(150 + 2 * jobs as u64);
+    while finished(&outputs) < jobs {
+        assert!(
+            Instant::now() < deadline,
+            "not every job finished: {:?}\nworker 0:\n{}\nworker 1:\n{}",
+            keys(&b, "out/"),
+            workers[0].log(),
+            workers[1].log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    wait_until("the queue empty", Duration::from_secs(60), || {
+        depth(&q.url) == (0, 0)
+    });
+    // Exactly once: one output and one success manifest per job, nothing else.
+    let mut expected: Vec<String> = outputs
+        .iter()
+        .flat_map(|o| [o.clone(), format!("{o}.manifest.json")])
+        .collect();
+    expected.sort();
+    assert_eq!(keys(&b, "out/"), expected);
+    let mut successes = 0;
+    for output in &outputs {
+        let manifest = get_json(&b, &format!("{output}.manifest.json"), dir.path());
+        assert!(manifest.get("status").is_none(), "{output}: {manifest}");
+        let duration = manifest["input"]["duration_s"].as_f64().unwrap();
+        assert!(
+            (duration - f64::from(audio_seconds)).abs() < 0.01,
+            "{output}: {manifest}"
+        );
+        successes += 1;
+    }
+    assert_eq!(depth(&q.dlq), (0, 0), "nothing dead-lettered");
+    for worker in &workers {
+        assert_eq!(
+            worker.metric("longwave_jobs_finished_total", &[("outcome", "failed")]),
+            0.0,
+            "{}",
+            worker.log()
+        );
+        retries += worker.metric("longwave_jobs_finished_total", &[("outcome", "retry")]);
+    }
+    // Only killed workers' uploads may be left (2 slots each; a lifecycle rule removes them).
+    let pending = pending_uploads(&b);
+    assert!(pending <= 2 * done_kills, "{pending} pending uploads");
+    let report = ChaosReport {
+        jobs,
+        faults_injected,
+        kills: done_kills,
+        retries,
+        successes,
+        lost: jobs - successes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    eprintln!(
+        "chaos: {} jobs, {} faults injected, {} kills, {} retryable failures retried, {} \
+         successes, {} lost, {:.0} s",
+        report.jobs,
+        report.faults_injected,
+        report.kills,
+        report.retries,
+        report.successes,
+        report.lost,
+        report.seconds
+    );
+    report
+}
+
+#[test]
+fn chaos_two_workers_mixed_faults_a_long_outage_and_a_kill_end_every_job_exactly_once() {
+    // The reliability issue's chaos test, bounded for CI: 2 workers × 2 slots, 8 jobs of two
+    // minutes, mixed short faults at the wire for the first 40 s (S3 503s, 500s on UploadPart,
+    // bodies cut mid-way, a reset CompleteMultipartUpload, SQS receive and delete errors, added
+    // latency), one S3 read outage longer than the reader's in-place retries, one worker killed
+    // with SIGKILL mid-upload and restarted. Before: a long outage sent its jobs to the DLQ as
+    // permanent `io` failures (hole 2) and a kill between commit and manifest left a job that
+    // failed forever with "already exists" (hole 3).
+    let report = chaos("chaos", 8, 120, 1);
+    assert_eq!(report.lost, 0);
+    assert!(
+        report.retries >= 1.0,
+        "the outage made jobs retry: {report:?}"
+    );
+}
+
+/// The long chaos run (`bash loadtest/chaos.sh`; not in CI): `CHAOS_JOBS` jobs (default 100) of
+/// `CHAOS_SECONDS` (60) with `CHAOS_KILLS` kills (12), faults switched on and off.
+#[test]
+#[ignore = "long run: bash loadtest/chaos.sh"]
+fn chaos_long() {
+    let var = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let report = chaos(
+        "chaoslong",
+        var("CHAOS_JOBS", 100),
+        var("CHAOS_SECONDS", 60) as u32,
+        var("CHAOS_KILLS", 12),
+    );
+    assert_eq!(report.lost, 0);
+}

@@ -120,7 +120,17 @@ impl FaultProxy {
         format!("http://{}", self.addr)
     }
 
-    /// Adds a rule; returns its id for [`FaultProxy::remove`].
+    /// Adds a rule before every other (the first matching rule acts): an outage that must
+    /// override the short faults already scheduled. Returns its id for [`FaultProxy::remove`].
+    #[allow(dead_code)] // not every test binary that includes `common` uses it
+    pub fn add_first(&self, fault: Fault) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.rules.lock().unwrap().insert(0, Rule { id, fault });
+        id
+    }
+
+    /// Adds a rule after the others (the first matching rule acts); returns its id for
+    /// [`FaultProxy::remove`].
     pub fn add(&self, fault: Fault) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.rules.lock().unwrap().push(Rule { id, fault });
