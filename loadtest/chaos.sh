@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # chaos.sh: the long chaos run of the reliability issue. Two workers × 2 slots drain
-# CHAOS_JOBS jobs (default 100; CHAOS_SECONDS of audio each, default 60) through a
+# CHAOS_JOBS jobs (default 100; CHAOS_SECONDS of audio each, default 120) through a
 # fault-injecting proxy in front of the local S3/SQS server, while faults go on and off and a
-# worker is SIGKILLed and restarted every ~10 s, CHAOS_KILLS times (default 12). It fails unless
+# worker is SIGKILLed and restarted every ~6 s, CHAOS_KILLS times (default 12). It fails unless
 # every job ends exactly once as a success (one output + one success manifest, no failure, DLQ
 # empty). The last line prints jobs, faults injected, kills, retries, successes and lost.
 #

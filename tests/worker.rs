@@ -1185,7 +1185,7 @@ struct ChaosReport {
 /// of `audio_seconds` each (half WAV transcodes with multipart uploads, half 8D MP3) on 2
 /// workers × 2 slots through a fault proxy; mixed short faults from the start; the first kill
 /// (SIGKILL, restart) once a worker is busy with an upload open; then one 15 s read outage
-/// (longer than 2 in-place retries); then, for the long run, a kill every ~10 s with the
+/// (longer than 2 in-place retries); then, for the long run, a kill every ~6 s with the
 /// mixed faults switched on and off in turn, until `kills` kills; faults end after at least
 /// 40 s. Checks that every job ends exactly once as a success: one output + one success
 /// manifest each, nothing else under `out/`, no failed outcome, queue and DLQ empty, pending
@@ -1302,13 +1302,13 @@ fn chaos(name: &str, jobs: usize, audio_seconds: u32, kills: usize) -> ChaosRepo
             rules.drain(..).for_each(|id| proxy.remove(id));
         }
         let index = done_kills % 2;
-        let busy = Instant::now() + Duration::from_secs(20);
+        let busy = Instant::now() + Duration::from_secs(8);
         while workers[index].metric("longwave_job_slots_busy", &[]) < 1.0 && Instant::now() < busy {
             std::thread::sleep(Duration::from_millis(100));
         }
         kill(&mut workers, index, &mut retries);
         done_kills += 1;
-        std::thread::sleep(Duration::from_secs(10).saturating_sub(phase.elapsed()));
+        std::thread::sleep(Duration::from_secs(6).saturating_sub(phase.elapsed()));
     }
     std::thread::sleep(Duration::from_secs(40).saturating_sub(started.elapsed()));
     let faults_injected = proxy.injected();
@@ -1400,7 +1400,7 @@ fn chaos_two_workers_mixed_faults_a_long_outage_and_a_kill_end_every_job_exactly
 }
 
 /// The long chaos run (`bash loadtest/chaos.sh`; not in CI): `CHAOS_JOBS` jobs (default 100) of
-/// `CHAOS_SECONDS` (60) with `CHAOS_KILLS` kills (12), faults switched on and off.
+/// `CHAOS_SECONDS` (120) with `CHAOS_KILLS` kills (12), faults switched on and off.
 #[test]
 #[ignore = "long run: bash loadtest/chaos.sh"]
 fn chaos_long() {
@@ -1413,7 +1413,7 @@ fn chaos_long() {
     let report = chaos(
         "chaoslong",
         var("CHAOS_JOBS", 100),
-        var("CHAOS_SECONDS", 60) as u32,
+        var("CHAOS_SECONDS", 120) as u32,
         var("CHAOS_KILLS", 12),
     );
     assert_eq!(report.lost, 0);

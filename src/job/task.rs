@@ -37,6 +37,20 @@ pub struct TaskJob {
     pub preset: Option<String>,
 }
 
+/// The extension of the format a job without one writes for an input named `file`, chosen as
+/// the runner's `format_for` chooses the family (MP3 → MP3, WAV → WAV, anything else → FLAC),
+/// so the output's name says what it holds; the name's extension then fixes the format.
+fn family_extension(file: &str) -> &'static str {
+    let ext = file
+        .rsplit_once('.')
+        .map(|(_, ext)| ext.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("mp3") => "mp3",
+        Some("wav") => "wav",
+        _ => "flac",
+    }
+}
+
 /// The legacy parameter object of the one-shot service.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -263,7 +277,7 @@ pub fn plan_from_env(get: impl Fn(&str) -> Option<String>) -> Result<TaskPlan, T
             },
             None if splits => base.clone(),
             None => {
-                let ext = format.map_or("out", |f| f.extension());
+                let ext = format.map_or_else(|| family_extension(&file), |f| f.extension());
                 base.join(&format!("{stem}.{ext}"))
             }
         };
@@ -331,7 +345,7 @@ pub fn plan_from_env(get: impl Fn(&str) -> Option<String>) -> Result<TaskPlan, T
                 preset: Some("oneshot".to_string()),
             });
         } else {
-            let ext = format.map_or("out", |f| f.extension());
+            let ext = format.map_or_else(|| family_extension(&file), |f| f.extension());
             jobs.push(TaskJob {
                 output: sub(&format!("{stem}.{ext}")),
                 chain: Vec::new(),
@@ -503,5 +517,53 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("chain[0].gain_db"), "{err}");
+    }
+
+    #[test]
+    fn outputs_without_a_format_are_named_after_the_input_family_not_out() {
+        // Before: `{"preset":"transcode"}` (no format) named the output `<stem>.out`, and the
+        // legacy plan without outputFormats and without createOneShot did the same: an object
+        // whose name says nothing of what it holds. The family is the runner's (`format_for`):
+        // MP3 → MP3, WAV → WAV, anything else → FLAC; the name's extension then fixes it.
+        for (key, params, expected) in [
+            (
+                "in/a.wav",
+                r#"{"preset":"transcode"}"#,
+                "s3://media/processed/in/a/a.wav",
+            ),
+            (
+                "in/a.MP3",
+                r#"{"preset":"transcode"}"#,
+                "s3://media/processed/in/a/a.mp3",
+            ),
+            (
+                "in/a.m4a",
+                r#"{"chain":[{"type":"gain"}]}"#,
+                "s3://media/processed/in/a/a.flac",
+            ),
+            (
+                "in/a",
+                r#"{"preset":"transcode"}"#,
+                "s3://media/processed/in/a/a.flac",
+            ),
+            (
+                "in/b.ogg",
+                r#"{"createOneShot":false}"#,
+                "s3://media/processed/in/b/b.flac",
+            ),
+            (
+                "in/b.wav",
+                r#"{"createOneShot":false}"#,
+                "s3://media/processed/in/b/b.wav",
+            ),
+        ] {
+            let p = plan(&[
+                ("S3_BUCKET", "media"),
+                ("S3_KEY", key),
+                ("PROCESSING_PARAMS", params),
+            ])
+            .unwrap();
+            assert_eq!(p.jobs[0].output.to_string(), expected, "{key} {params}");
+        }
     }
 }
