@@ -6,8 +6,9 @@
 #![allow(missing_docs)]
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use longwave::audio::MemorySink;
 use longwave::audio::{Block, StreamSpec};
-use longwave::encode::{create_encoder, MemorySink, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::encode::{create_encoder, Mp3Rate, OutputFormat, WavSampleFormat};
 use std::hint::black_box;
 
 const SPEC: StreamSpec = StreamSpec {

@@ -6,7 +6,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use longwave::audio::{Block, StreamSpec};
-use longwave::encode::{create_encoder, FileSink, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::encode::{create_encoder, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::io::FileSink;
 use longwave::job::{self, LocalJob, NoProgress, RunnerConfig, StageSpec};
 use longwave::synth::SpeechLike;
 use std::path::Path;

@@ -1,8 +1,10 @@
 //! The dependency rules the README's architecture table states, checked on the source: a module
 //! that imports a layer it must not know fails here, naming the file and the line.
 //!
-//! - `audio` depends on nothing else in the crate;
-//! - `dsp` is pure: `audio` only, and no metrics, tracing, tokio, AWS, files or sockets.
+//! - `audio` depends on nothing else in the crate (it holds the byte-sink contract too);
+//! - `dsp` is pure: `audio` only, and no metrics, tracing, tokio, AWS, files or sockets;
+//! - `encode` knows `audio` only and touches no storage;
+//! - `io` knows `audio` and `telemetry`; `decode` knows `audio` and `io`; `telemetry` nothing.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is a test failure, which is what we want
 
@@ -90,6 +92,39 @@ fn audio_depends_on_nothing_else() {
         "audio must stay the bottom floor:\n{}",
         found.join("\n")
     );
+}
+
+#[test]
+fn encode_depends_on_audio_only_and_touches_no_storage() {
+    // Encoders write into `audio::ByteSink`; the file and S3 sinks that implement it live in io.
+    let found = violations(
+        "encode",
+        &["audio", "encode"],
+        &["aws_", "tokio", "std::fs", "std::net"],
+    );
+    assert!(
+        found.is_empty(),
+        "encode must know only audio:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn io_decode_and_telemetry_keep_to_their_floors() {
+    // io knows no DSP, codec or job; decode reads through io's sources; telemetry knows nothing
+    // of the rest.
+    for (module, allowed) in [
+        ("io", &["audio", "io", "telemetry"][..]),
+        ("decode", &["audio", "decode", "io"][..]),
+        ("telemetry", &["telemetry"][..]),
+    ] {
+        let found = violations(module, allowed, &[]);
+        assert!(
+            found.is_empty(),
+            "{module} may use only {allowed:?}:\n{}",
+            found.join("\n")
+        );
+    }
 }
 
 #[test]

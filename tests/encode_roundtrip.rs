@@ -12,9 +12,8 @@
 #![allow(clippy::unwrap_used)]
 
 use longwave::audio::{Block, StreamSpec};
-use longwave::encode::{
-    create_encoder, EncodedOutput, FileSink, Mp3Rate, OutputFormat, WavSampleFormat,
-};
+use longwave::encode::{create_encoder, EncodedOutput, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::io::FileSink;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;

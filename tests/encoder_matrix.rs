@@ -20,7 +20,8 @@ mod common;
 use common::{ffmpeg_decode_f32, ffmpeg_decode_s32, flac_test, write_float_wav, Noise};
 use longwave::audio::{Block, StreamSpec};
 use longwave::decode::{AudioDecoder, DecodeOptions};
-use longwave::encode::{create_encoder, FileSink, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::encode::{create_encoder, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::io::FileSink;
 use std::path::Path;
 
 const SECONDS: f64 = 0.4;

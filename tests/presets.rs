@@ -6,7 +6,8 @@
 mod common;
 
 use longwave::audio::{Block, StreamSpec};
-use longwave::encode::{create_encoder, FileSink, OutputFormat, WavSampleFormat};
+use longwave::encode::{create_encoder, OutputFormat, WavSampleFormat};
+use longwave::io::FileSink;
 use longwave::job::{self, LocalJob, NoProgress, RunnerConfig};
 use longwave::synth::SpeechLike;
 use std::path::{Path, PathBuf};

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use longwave::audio::Block;
+use longwave::audio::ByteSink;
 use longwave::decode::{AudioDecoder, DecodeOptions};
-use longwave::encode::ByteSink;
 use longwave::io::{
     create_sink, open_source, IoError, ObjectRef, S3Context, S3Reader, S3Settings, S3Sink,
     WriteMode,

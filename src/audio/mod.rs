@@ -8,10 +8,14 @@
 mod block;
 mod hygiene;
 mod pool;
+mod sink;
 
 pub use block::Block;
 pub use hygiene::{is_clean, sanitize, SampleRepairs, MAX_SAMPLE_MAGNITUDE};
 pub use pool::BlockPool;
+pub use sink::{
+    check_patch, io_reason, ByteSink, MemoryOutput, MemorySink, SinkError, PATCH_WINDOW,
+};
 
 use serde::Serialize;
 

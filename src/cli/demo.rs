@@ -4,7 +4,8 @@
 use super::thread_pool;
 use anyhow::{Context, Result};
 use longwave::audio::{Block, StreamSpec};
-use longwave::encode::{create_encoder, FileSink, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::encode::{create_encoder, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::io::FileSink;
 use longwave::job::{self, LocalJob, NoProgress, RunnerConfig};
 use longwave::synth::SpeechLike;
 use std::path::Path;

@@ -26,7 +26,8 @@
 //! replaced by it. A frame still above the bound is an internal error, never written.
 
 use super::pcm::{PcmDepth, Quantizer};
-use super::{ByteSink, EncodeError, EncodedOutput, Encoder};
+use super::{EncodeError, EncodedOutput, Encoder};
+use crate::audio::ByteSink;
 use crate::audio::{Block, StreamSpec};
 use flacenc::bitsink::ByteSink as BitBytes;
 use flacenc::component::{BitRepr, ChannelAssignment, Frame, StreamInfo, SubFrame, Verbatim};
@@ -344,7 +345,7 @@ impl Encoder for FlacEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::MemorySink;
+    use crate::audio::MemorySink;
 
     fn encode(frames: usize, block: usize, bits: u8) -> (EncodedOutput, Vec<u8>) {
         let spec = StreamSpec {

@@ -12,18 +12,14 @@ mod error;
 mod flac;
 mod mp3;
 mod pcm;
-mod sink;
 mod wav;
 
-/// Shared with `io`, so file errors read the same in both layers.
-pub(crate) use error::io_reason;
-pub use error::{EncodeError, SinkError};
+pub use error::EncodeError;
 pub use flac::{FlacEncoder, BLOCK_SIZE as FLAC_BLOCK_SIZE};
 pub use mp3::{output_sample_rate as mp3_output_sample_rate, Mp3Encoder, CBR_KBPS as MP3_CBR_KBPS};
-pub use sink::{move_into_place, ByteSink, FileSink, MemoryOutput, MemorySink, PATCH_WINDOW};
 pub use wav::WavEncoder;
 
-use crate::audio::{Block, StreamSpec};
+use crate::audio::{Block, ByteSink, StreamSpec};
 use serde::{Deserialize, Serialize};
 
 /// A streaming encoder. Call [`Encoder::write`] for every block in order, then

@@ -11,8 +11,9 @@
 //! 48 kHz, whichever divides the input rate).
 
 use super::pcm::Quantizer;
-use super::{ByteSink, EncodeError, EncodedOutput, Encoder, Mp3Rate, PATCH_WINDOW};
+use super::{EncodeError, EncodedOutput, Encoder, Mp3Rate};
 use crate::audio::{Block, StreamSpec};
+use crate::audio::{ByteSink, PATCH_WINDOW};
 use mp3lame_encoder::{
     max_required_buffer_size, Bitrate, Builder, DualPcm, FlushGap, Mode, MonoPcm, Quality, VbrMode,
 };
@@ -394,7 +395,7 @@ pub(crate) fn tag_frames(tag: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::MemorySink;
+    use crate::audio::MemorySink;
 
     fn spec(sample_rate: u32, channels: usize) -> StreamSpec {
         StreamSpec {

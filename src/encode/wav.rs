@@ -9,7 +9,8 @@
 //! written with one [`ByteSink::patch`].
 
 use super::pcm::Quantizer;
-use super::{ByteSink, EncodeError, EncodedOutput, Encoder, WavSampleFormat};
+use super::{EncodeError, EncodedOutput, Encoder, WavSampleFormat};
+use crate::audio::ByteSink;
 use crate::audio::{Block, StreamSpec};
 
 const FORMAT: &str = "wav";
@@ -320,7 +321,7 @@ impl Encoder for WavEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::MemorySink;
+    use crate::audio::MemorySink;
 
     fn u32_at(bytes: &[u8], offset: usize) -> u32 {
         u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap())

@@ -2,7 +2,7 @@
 //! the file path) and the reason, plus a bounded [`kind`](IoError::kind) for metric labels and a
 //! [`retryable`](IoError::retryable) flag for the job layer's redelivery decision.
 
-use crate::encode::{io_reason, SinkError};
+use crate::audio::{io_reason, SinkError};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use std::io;

@@ -25,17 +25,19 @@
 
 mod context;
 mod error;
+mod file;
 mod object;
 mod reader;
 mod sink;
 
 pub use context::{S3Context, S3Settings, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use error::IoError;
+pub use file::{move_into_place, FileSink};
 pub use object::ObjectRef;
 pub use reader::{ObjectVersion, ReadStats, S3Reader};
 pub use sink::{S3Sink, WriteMode};
 
-use crate::encode::{ByteSink, FileSink};
+use crate::audio::ByteSink;
 use std::fs::File;
 use std::io;
 use symphonia::core::io::MediaSource;

@@ -3,7 +3,7 @@
 //!
 //! # How the patch window works
 //! Part 1 holds the first `part_size` (≥ 5 MiB) bytes, which include the whole
-//! [`PATCH_WINDOW`]. It stays in memory until
+//! [`PATCH_WINDOW`](crate::audio::PATCH_WINDOW). It stays in memory until
 //! [`commit`](ByteSink::commit), so [`patch`](ByteSink::patch) simply edits it, and it is uploaded
 //! last, still as part number 1 (S3 assembles parts by number, not by upload order).
 //!
@@ -34,7 +34,7 @@
 
 use super::context::{s3_name, Shared, MAX_PARTS};
 use super::{IoError, S3Context};
-use crate::encode::{ByteSink, SinkError, PATCH_WINDOW};
+use crate::audio::{check_patch, ByteSink, SinkError};
 use crate::telemetry;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -503,16 +503,7 @@ impl ByteSink for S3Sink {
         if self.poisoned || self.done {
             return Err(SinkError::Poisoned);
         }
-        // The same contract check as the local sinks (`encode::sink::check_patch`).
-        let end = offset.checked_add(bytes.len() as u64);
-        if !matches!(end, Some(end) if end <= PATCH_WINDOW && end <= self.position) {
-            return Err(SinkError::PatchOutOfWindow {
-                offset,
-                len: bytes.len(),
-                window: PATCH_WINDOW,
-                written: self.position,
-            });
-        }
+        check_patch(offset, bytes.len(), self.position)?;
         // Inside the window, hence inside part 1 (PATCH_WINDOW < MIN_PART_SIZE).
         let start = offset as usize;
         self.first[start..start + bytes.len()].copy_from_slice(bytes);

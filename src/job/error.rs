@@ -1,9 +1,10 @@
 //! [`JobError`]: everything that can end a job, with a metric-friendly kind.
 
 use super::SpecError;
+use crate::audio::SinkError;
 use crate::decode::DecodeError;
 use crate::dsp::StageError;
-use crate::encode::{EncodeError, SinkError};
+use crate::encode::EncodeError;
 use crate::io::IoError;
 
 /// Why a job failed. Every message names the file or field at fault and the reason.

@@ -10,10 +10,8 @@ use super::manifest::OutputEntry;
 use super::JobError;
 use crate::audio::{Block, StreamSpec};
 use crate::dsp::StageEvent;
-use crate::encode::{
-    create_encoder, move_into_place, EncodedOutput, Encoder, FileSink, OutputFormat,
-};
-use crate::io::{self, ObjectRef, S3Context};
+use crate::encode::{create_encoder, EncodedOutput, Encoder, OutputFormat};
+use crate::io::{self, move_into_place, FileSink, ObjectRef, S3Context};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
@@ -54,7 +52,7 @@ impl<'a> Outputs<'a> {
         overwrite: bool,
         job_id: &str,
     ) -> Result<Self, JobError> {
-        let (sink, pending): (Box<dyn crate::encode::ByteSink>, _) = match &path {
+        let (sink, pending): (Box<dyn crate::audio::ByteSink>, _) = match &path {
             ObjectRef::File(final_path) => {
                 let pending = pending_path(final_path);
                 let sink = FileSink::create(&pending)?.shown_as(final_path);
@@ -276,7 +274,7 @@ impl PieceWriter<'_> {
         let index = self.finished.len() + 1;
         let name = format!("piece_{index:04}.{}", self.format.extension());
         let path = self.dir.join(&name);
-        let (sink, pending): (Box<dyn crate::encode::ByteSink>, _) = match &self.dir {
+        let (sink, pending): (Box<dyn crate::audio::ByteSink>, _) = match &self.dir {
             ObjectRef::File(dir) => {
                 let final_path = dir.join(&name);
                 let pending = pending_path(&final_path);

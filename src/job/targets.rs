@@ -13,7 +13,7 @@
 //!   very end after all the work.
 //!
 //! The check is repeated atomically where it matters: outputs and manifests are moved into
-//! place with [`crate::encode::move_into_place`], which refuses to replace a file that appeared
+//! place with [`crate::io::move_into_place`], which refuses to replace a file that appeared
 //! in the meantime.
 
 use super::JobError;

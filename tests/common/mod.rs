@@ -8,7 +8,8 @@ pub mod aws;
 pub mod fault_proxy;
 
 use longwave::audio::{Block, StreamSpec};
-use longwave::encode::{create_encoder, FileSink, OutputFormat, WavSampleFormat};
+use longwave::encode::{create_encoder, OutputFormat, WavSampleFormat};
+use longwave::io::FileSink;
 use longwave::synth::SpeechLike;
 use std::path::{Path, PathBuf};
 

@@ -1,86 +1,13 @@
-//! Where encoded bytes go: the [`ByteSink`] trait and its local implementations, [`FileSink`]
-//! (atomic file output) and [`MemorySink`] (tests and benches).
-//!
-//! The trait exists so that encoders never need `Seek`: an S3 multipart upload cannot seek, but
-//! every format we write only needs to rewrite a header near the start once the totals are known.
-//! That one need is captured by [`ByteSink::patch`] with a bounded [`PATCH_WINDOW`], which a
-//! multipart sink satisfies by keeping its first part in memory and uploading it last.
+//! The local file sink: [`FileSink`] writes an output atomically (a hidden temporary file,
+//! renamed into place on commit, removed when dropped), and [`move_into_place`] renames without
+//! ever replacing what another process wrote. The S3 multipart sink is its sibling
+//! (`io::sink`); both implement [`ByteSink`].
 
-use super::error::SinkError;
+use crate::audio::{check_patch, ByteSink, SinkError};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-
-/// How many bytes at the start of an output may be overwritten by [`ByteSink::patch`].
-///
-/// 64 KiB covers every header we patch (a 80-byte WAV/RF64 header, the 42-byte FLAC STREAMINFO,
-/// a ≤ 2 KiB MP3 LAME/Xing frame) with a wide margin, and is far below S3's 5 MiB minimum part
-/// size, so a multipart sink can always hold the window inside its first part.
-pub const PATCH_WINDOW: u64 = 64 * 1024;
-
-/// The destination of an encoder's bytes: an append-only stream with one exception, the
-/// [`patch`](ByteSink::patch) of already-written bytes inside the first [`PATCH_WINDOW`] bytes.
-///
-/// # Lifecycle
-/// 1. [`write_all`](ByteSink::write_all) any number of times (bytes are appended);
-/// 2. [`patch`](ByteSink::patch) any number of times, interleaved with writes, as long as the
-///    patched range lies inside the window and inside what was written;
-/// 3. [`commit`](ByteSink::commit) once: only then does the output become visible under its
-///    final name (a file is renamed into place, a multipart upload is completed).
-///
-/// **Dropping a sink without committing aborts it**: the temporary file is removed, the multipart
-/// upload is aborted. No partial output ever appears under the final name, so a failed or
-/// cancelled job needs no cleanup.
-///
-/// # For implementors
-/// * `patch` must reject (with [`SinkError::PatchOutOfWindow`]) any range with
-///   `offset + bytes.len() > PATCH_WINDOW` or `offset + bytes.len() > position()`. Within those
-///   bounds it must be honoured whatever was written since; an implementation that cannot seek
-///   keeps the first `PATCH_WINDOW` bytes (or its whole first part) in memory until `commit`.
-/// * `position` is the number of bytes appended so far (patches do not move it).
-/// * `commit` returns the final size in bytes. After any error the sink may be left unusable
-///   (later calls return [`SinkError::Poisoned`]); dropping it must still clean up.
-/// * Sinks are `Send`: an encoder may run on another thread than the one that made the sink.
-pub trait ByteSink: Send {
-    /// Appends `bytes`.
-    ///
-    /// # Errors
-    /// Fails when the underlying storage fails (disk full, network error).
-    fn write_all(&mut self, bytes: &[u8]) -> Result<(), SinkError>;
-
-    /// Overwrites already-written bytes at `offset`; the range must lie within both
-    /// [`PATCH_WINDOW`] and [`position`](ByteSink::position).
-    ///
-    /// # Errors
-    /// [`SinkError::PatchOutOfWindow`] for a range outside those bounds; otherwise storage
-    /// failures.
-    fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError>;
-
-    /// Bytes appended so far.
-    fn position(&self) -> u64;
-
-    /// Makes the output visible under its final name and returns its size in bytes.
-    ///
-    /// # Errors
-    /// Fails when flushing or publishing fails; the output is then discarded.
-    fn commit(self: Box<Self>) -> Result<u64, SinkError>;
-}
-
-/// Checks the [`ByteSink::patch`] contract; shared by every implementation.
-pub(crate) fn check_patch(offset: u64, len: usize, written: u64) -> Result<(), SinkError> {
-    let end = offset.checked_add(len as u64);
-    match end {
-        Some(end) if end <= PATCH_WINDOW && end <= written => Ok(()),
-        _ => Err(SinkError::PatchOutOfWindow {
-            offset,
-            len,
-            window: PATCH_WINDOW,
-            written,
-        }),
-    }
-}
 
 /// Size of [`FileSink`]'s write buffer: large enough that a 4096-frame block (16–192 KiB) is
 /// written to the OS in few system calls.
@@ -297,88 +224,10 @@ pub fn move_into_place(from: &Path, to: &Path, replace: bool) -> io::Result<()> 
     fs::remove_file(from)
 }
 
-/// An in-memory sink for tests and benches. Read the bytes after commit through the
-/// [`MemoryOutput`] handle from [`MemorySink::output`].
-#[derive(Debug, Default)]
-pub struct MemorySink {
-    bytes: Vec<u8>,
-    output: MemoryOutput,
-}
-
-/// Shared handle to the bytes a [`MemorySink`] committed.
-#[derive(Debug, Clone, Default)]
-pub struct MemoryOutput {
-    slot: Arc<Mutex<Option<Vec<u8>>>>,
-}
-
-impl MemoryOutput {
-    /// The committed bytes, or `None` if the sink was not (yet) committed. Takes them out.
-    pub fn take(&self) -> Option<Vec<u8>> {
-        self.slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-}
-
-impl MemorySink {
-    /// An empty sink.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// An empty sink with room for `capacity` bytes before it reallocates.
-    pub fn with_capacity(capacity: usize) -> Self {
-        Self {
-            bytes: Vec::with_capacity(capacity),
-            output: MemoryOutput::default(),
-        }
-    }
-
-    /// A handle through which the bytes can be read after commit.
-    pub fn output(&self) -> MemoryOutput {
-        self.output.clone()
-    }
-
-    /// The bytes written so far (before commit).
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-impl ByteSink for MemorySink {
-    fn write_all(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
-        self.bytes.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn patch(&mut self, offset: u64, bytes: &[u8]) -> Result<(), SinkError> {
-        check_patch(offset, bytes.len(), self.bytes.len() as u64)?;
-        // In range: checked above against the written length, which fits in usize.
-        let start = offset as usize;
-        self.bytes[start..start + bytes.len()].copy_from_slice(bytes);
-        Ok(())
-    }
-
-    fn position(&self) -> u64 {
-        self.bytes.len() as u64
-    }
-
-    fn commit(mut self: Box<Self>) -> Result<u64, SinkError> {
-        let bytes = std::mem::take(&mut self.bytes);
-        let len = bytes.len() as u64;
-        *self
-            .output
-            .slot
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(bytes);
-        Ok(len)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::{MemorySink, PATCH_WINDOW};
 
     fn dir_entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
