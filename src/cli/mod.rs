@@ -137,6 +137,10 @@ struct TaskArgs {
     /// No summary lines.
     #[arg(short, long)]
     quiet: bool,
+    /// Memory one job may use, in MiB (16–65536); see `process --help`. Default: one worker
+    /// slot's budget.
+    #[arg(long, env = "LONGWAVE_MAX_JOB_MEMORY_MIB", value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=65536))]
+    max_job_memory_mib: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -366,7 +370,10 @@ fn task(args: TaskArgs) -> Result<()> {
     let plan = job::plan_from_env(|name| std::env::var(name).ok())?;
     let s3 = S3Context::from_env(S3Settings::default())?;
     let pool = thread_pool()?;
-    let config = RunnerConfig::default();
+    let config = RunnerConfig {
+        job_budget_bytes: args.max_job_memory_mib.map(|mib| mib << 20),
+        ..RunnerConfig::default()
+    };
     if let Some(copy) = &plan.preserve_original {
         longwave::io::copy_object(Some(&s3), &plan.input, copy)?;
         if !args.quiet {

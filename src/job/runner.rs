@@ -275,7 +275,10 @@ pub fn run(
         s3.map_or(&default_settings, S3Context::settings),
         (
             job.input.is_s3(),
-            job.output.as_ref().is_some_and(ObjectRef::is_s3),
+            // Without an output the result goes next to the input: to S3 for an S3 input.
+            job.output
+                .as_ref()
+                .map_or(job.input.is_s3(), ObjectRef::is_s3),
         ),
     );
     if !memory.fits() {
