@@ -7,20 +7,14 @@
 
 mod common;
 
+use common::{longwave, s};
+
 use longwave::audio::StreamSpec;
 use longwave::encode::WavSampleFormat;
 use longwave::job::{self, LocalJob, Progress, RunnerConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn longwave(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_longwave"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 /// Runs an external tool (`mknod`, `ffmpeg` …), which must succeed; `why` says what it needs.
 fn tool(program: &str, args: &[&str], why: &str) {
@@ -29,10 +23,6 @@ fn tool(program: &str, args: &[&str], why: &str) {
         .status()
         .unwrap_or_else(|e| panic!("{program} cannot start ({why}): {e}"));
     assert!(status.success(), "{program} {args:?} failed ({why})");
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 /// The one-line failure contract with exit `code`; returns stderr.

@@ -8,23 +8,13 @@
 
 mod common;
 
+use common::{longwave, s};
+
 use longwave::audio::StreamSpec;
 use longwave::encode::WavSampleFormat;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn longwave(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_longwave"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
 
 /// Exit code 1, one line, mentioning each of `needles`; returns stderr.
 fn refused(out: &Output, needles: &[&str]) -> String {

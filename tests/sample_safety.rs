@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::{longwave, s};
+
 use common::{
     ffmpeg_decode_f32, ffmpeg_decode_s32, flac_test, speech_bursts, write_float_wav, write_speech,
     Noise,
@@ -14,13 +16,6 @@ use longwave::audio::StreamSpec;
 use longwave::encode::WavSampleFormat;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn longwave(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_longwave"))
-        .args(args)
-        .output()
-        .unwrap()
-}
 
 /// `longwave process INPUT --preset PRESET -o OUT --quiet [extra]`, which must succeed.
 fn process_ok(input: &Path, preset: &str, out: &Path, extra: &[&str]) {
@@ -35,10 +30,6 @@ fn process_ok(input: &Path, preset: &str, out: &Path, extra: &[&str]) {
     ];
     args.extend_from_slice(extra);
     assert_ok(&longwave(&args));
-}
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 fn assert_ok(out: &Output) {

@@ -13,6 +13,20 @@ use longwave::io::FileSink;
 use longwave::synth::SpeechLike;
 use std::path::{Path, PathBuf};
 
+/// Runs the longwave binary with `args` (stdin closed, so nothing waits on a terminal).
+pub fn longwave(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_longwave"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// A test path as `&str` (test paths are UTF-8).
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
 /// A small rayon pool for the runner.
 pub fn pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()

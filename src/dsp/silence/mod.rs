@@ -253,6 +253,8 @@ pub struct Silence {
     /// The threshold in force (dBFS; `+inf` when auto found the input all silent).
     threshold_db: f64,
     ring_frames: usize,
+    /// Bytes of the detector's per-ms totals, fixed in `prepare` from the clamped parameters.
+    detector_bytes: usize,
     finished: bool,
 }
 
@@ -276,6 +278,7 @@ impl Silence {
             auto: None,
             threshold_db,
             ring_frames: 0,
+            detector_bytes: 0,
             finished: false,
         }
     }
@@ -408,6 +411,8 @@ impl Stage for Silence {
         } else {
             ring as usize
         };
+        // pydub's detector keeps one running total per ms of its window (see pydub.rs).
+        self.detector_bytes = (min_silence + seek + 4) as usize * std::mem::size_of::<i128>();
         let split = p.action == SilenceAction::Split;
         if p.action != SilenceAction::Detect {
             // Boundaries queued per call: two per silence a block can finalize.
@@ -489,11 +494,9 @@ impl Stage for Silence {
         let channels = self.spec.map_or(0, |spec| spec.channels);
         // The hold ring dominates; then the range log (fixed capacity), pydub's per-ms totals
         // and the planner's queue of boundaries (bounded by the ranges).
-        let min_silence = (self.params.min_silence_ms.round() as usize).clamp(50, 10_000);
-        let seek = (self.params.seek_step_ms.round() as usize).clamp(1, 1000);
         self.ring_frames * channels * std::mem::size_of::<f32>()
             + splitter::RANGE_LIST_CAP * 2 * std::mem::size_of::<(i64, i64)>()
-            + (min_silence + seek + 4) * std::mem::size_of::<i128>()
+            + self.detector_bytes
             + std::mem::size_of::<auto::LevelHistogram>()
     }
 
