@@ -97,12 +97,8 @@ struct ProcessArgs {
     /// replaced.
     #[arg(long)]
     s3_allow_unconditional_writes: bool,
-    /// Memory one job may use, in MiB (16–65536). Each job's bound (block pools, chain and stage
-    /// state, S3 buffers, codecs) is computed once the input's header is read; a job over it is
-    /// refused before any audio is decoded, naming the parameter to lower. Default: the budget
-    /// of one worker slot (transfer buffers + blocks + codecs + 24 MiB of stage state).
-    #[arg(long, env = "LONGWAVE_MAX_JOB_MEMORY_MIB", value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=65536))]
-    max_job_memory_mib: Option<u64>,
+    #[command(flatten)]
+    memory: MemoryArgs,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -132,15 +128,31 @@ enum WavFormatArg {
     Float32,
 }
 
+/// The job memory budget, one flag for `process`, `task` and `worker`.
+#[derive(Args, Debug)]
+pub(crate) struct MemoryArgs {
+    /// Memory one job may use, in MiB (16–65536). Each job's bound (block pools, chain and stage
+    /// state, S3 buffers, codecs) is computed once the input's header is read; a job over it is
+    /// refused before any audio is decoded, naming the parameter to lower. Default: the budget
+    /// of one worker slot (transfer buffers + blocks + codecs + 24 MiB of stage state).
+    #[arg(long, env = "LONGWAVE_MAX_JOB_MEMORY_MIB", value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=65536))]
+    max_job_memory_mib: Option<u64>,
+}
+
+impl MemoryArgs {
+    /// The budget for `RunnerConfig::job_budget_bytes`.
+    pub(crate) fn job_budget_bytes(&self) -> Option<u64> {
+        self.max_job_memory_mib.map(|mib| mib << 20)
+    }
+}
+
 #[derive(Args, Debug)]
 struct TaskArgs {
     /// No summary lines.
     #[arg(short, long)]
     quiet: bool,
-    /// Memory one job may use, in MiB (16–65536); see `process --help`. Default: one worker
-    /// slot's budget.
-    #[arg(long, env = "LONGWAVE_MAX_JOB_MEMORY_MIB", value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=65536))]
-    max_job_memory_mib: Option<u64>,
+    #[command(flatten)]
+    memory: MemoryArgs,
 }
 
 #[derive(Args, Debug)]
@@ -285,7 +297,7 @@ fn process(args: ProcessArgs) -> Result<()> {
     };
     let config = RunnerConfig {
         block_frames: args.block_frames as usize,
-        job_budget_bytes: args.max_job_memory_mib.map(|mib| mib << 20),
+        job_budget_bytes: args.memory.job_budget_bytes(),
         decode: DecodeOptions {
             max_skipped_packets: args.max_bad_packets,
         },
@@ -371,7 +383,7 @@ fn task(args: TaskArgs) -> Result<()> {
     let s3 = S3Context::from_env(S3Settings::default())?;
     let pool = thread_pool()?;
     let config = RunnerConfig {
-        job_budget_bytes: args.max_job_memory_mib.map(|mib| mib << 20),
+        job_budget_bytes: args.memory.job_budget_bytes(),
         ..RunnerConfig::default()
     };
     if let Some(copy) = &plan.preserve_original {

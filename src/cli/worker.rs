@@ -70,12 +70,8 @@ pub struct WorkerArgs {
     /// be replaced. Each such write is logged and counted.
     #[arg(long, env = "LONGWAVE_S3_ALLOW_UNCONDITIONAL_WRITES")]
     s3_allow_unconditional_writes: bool,
-    /// Memory one job may use, in MiB (16–65536). Each job's bound (block pools, chain and stage
-    /// state, S3 buffers, codecs) is computed once the input's header is read; a job over it is
-    /// refused before any audio is decoded, naming the parameter to lower. Default: the budget
-    /// of one worker slot (transfer buffers + blocks + codecs + 24 MiB of stage state).
-    #[arg(long, env = "LONGWAVE_MAX_JOB_MEMORY_MIB", value_name = "MIB", value_parser = clap::value_parser!(u64).range(16..=65536))]
-    max_job_memory_mib: Option<u64>,
+    #[command(flatten)]
+    memory: super::MemoryArgs,
     /// Stop after handling this many messages (for tests and one-off drains).
     #[arg(long, hide = true)]
     max_messages: Option<u64>,
@@ -148,7 +144,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
             params: args.processing_params.filter(|v| !v.trim().is_empty()),
         },
         runner: RunnerConfig {
-            job_budget_bytes: args.max_job_memory_mib.map(|mib| mib << 20),
+            job_budget_bytes: args.memory.job_budget_bytes(),
             ..RunnerConfig::default()
         },
         s3: S3Settings {
