@@ -188,7 +188,7 @@ impl S3Context {
         let endpoint = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
             .iter()
             .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
-        Self::build(settings, endpoint)
+        Self::build(settings, endpoint, None)
     }
 
     /// Like [`from_env`](Self::from_env), but sends every request to `endpoint` (path-style),
@@ -197,10 +197,26 @@ impl S3Context {
     /// # Errors
     /// As [`from_env`](Self::from_env).
     pub fn with_endpoint(settings: S3Settings, endpoint: &str) -> Result<Self, IoError> {
-        Self::build(settings, Some(endpoint.to_owned()))
+        Self::build(settings, Some(endpoint.to_owned()), None)
     }
 
-    fn build(settings: S3Settings, endpoint: Option<String>) -> Result<Self, IoError> {
+    /// A context whose region is fixed and whose endpoint answers nothing, for unit tests of
+    /// code that builds requests but must not send any.
+    #[cfg(test)]
+    pub(crate) fn offline_for_tests(settings: S3Settings) -> Self {
+        Self::build(
+            settings,
+            Some("http://127.0.0.1:9".to_owned()),
+            Some("us-east-1"),
+        )
+        .expect("an offline S3 context")
+    }
+
+    fn build(
+        settings: S3Settings,
+        endpoint: Option<String>,
+        region: Option<&'static str>,
+    ) -> Result<Self, IoError> {
         settings.validate()?;
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(IoError::Setup(
@@ -219,6 +235,9 @@ impl S3Context {
                 aws_config::defaults(BehaviorVersion::v2026_01_12()).retry_config(retry);
             if let Some(endpoint) = &endpoint {
                 loader = loader.endpoint_url(endpoint);
+            }
+            if let Some(region) = region {
+                loader = loader.region(aws_config::Region::from_static(region));
             }
             loader.load().await
         });

@@ -95,7 +95,6 @@ impl S3Sink {
     /// A sink for `s3://bucket/key`. No request is made until the first part is full (or
     /// commit, for small outputs).
     pub fn create(ctx: &S3Context, bucket: &str, key: &str, mode: WriteMode) -> Self {
-        let part_size = ctx.shared.settings.part_size;
         Self {
             shared: Arc::clone(&ctx.shared),
             bucket: bucket.to_owned(),
@@ -103,7 +102,9 @@ impl S3Sink {
             target: s3_name(bucket, key),
             mode,
             owner: None,
-            first: Vec::with_capacity(part_size),
+            // Grown as bytes arrive (never past one part): a small piece costs its own size,
+            // not a part's (a split into 2,000 short pieces held 2,000 × 8 MiB of capacity).
+            first: Vec::new(),
             current: BytesMut::new(),
             position: 0,
             next_part: 2,
@@ -271,8 +272,7 @@ impl S3Sink {
     fn append(&mut self, mut bytes: &[u8]) -> Result<(), IoError> {
         let part_size = self.part_size();
         if self.first.len() < part_size {
-            let n = bytes.len().min(part_size - self.first.len());
-            self.first.extend_from_slice(&bytes[..n]);
+            let n = extend_within(&mut self.first, bytes, part_size);
             bytes = &bytes[n..];
         }
         while !bytes.is_empty() {
@@ -489,6 +489,20 @@ async fn upload_part(
         .build())
 }
 
+/// Appends as much of `bytes` to `buffer` as fits under `cap` and returns how many it took.
+/// Capacity grows by doubling but never past `cap`, so a buffer that ends small stays small and
+/// one that fills holds exactly `cap`.
+fn extend_within(buffer: &mut Vec<u8>, bytes: &[u8], cap: usize) -> usize {
+    let n = bytes.len().min(cap.saturating_sub(buffer.len()));
+    let needed = buffer.len() + n;
+    if needed > buffer.capacity() {
+        let target = needed.max(buffer.capacity().saturating_mul(2)).min(cap);
+        buffer.reserve_exact(target - buffer.len());
+    }
+    buffer.extend_from_slice(&bytes[..n]);
+    n
+}
+
 impl ByteSink for S3Sink {
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
         if self.poisoned || self.done {
@@ -534,5 +548,38 @@ impl Drop for S3Sink {
         if !self.done {
             self.abort_upload();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::S3Settings;
+
+    #[test]
+    fn a_small_output_holds_its_own_size_not_a_part() {
+        // Before: every sink reserved a whole part (8 MiB) up front, so each small piece of a
+        // split held 8 MiB until it was committed. No request is made before commit.
+        let ctx = S3Context::offline_for_tests(S3Settings::default());
+        let mut sink = S3Sink::create(&ctx, "bucket", "piece.wav", WriteMode::CreateNew);
+        sink.write_all(&[7u8; 1000]).expect("buffered");
+        assert!(
+            sink.first.capacity() < 64 * 1024,
+            "{}",
+            sink.first.capacity()
+        );
+        assert_eq!(sink.position(), 1000);
+    }
+
+    #[test]
+    fn the_first_part_grows_to_exactly_one_part() {
+        let cap = 10_000;
+        let mut buffer = Vec::new();
+        let mut taken = 0;
+        for _ in 0..30 {
+            taken += extend_within(&mut buffer, &[1u8; 777], cap);
+        }
+        assert_eq!((taken, buffer.len(), buffer.capacity()), (cap, cap, cap));
+        assert_eq!(extend_within(&mut buffer, &[1u8; 5], cap), 0);
     }
 }
