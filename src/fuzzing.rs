@@ -103,19 +103,18 @@ pub fn parse_message_bytes(data: &[u8]) -> usize {
     };
     let routings = [
         Routing::default(),
-        Routing {
-            output_bucket: Some("out-bucket".to_owned()),
-            output_prefix: Some("processed/".to_owned()),
-            params: Some(r#"{"preset":"8d","format":"mp3","bitrate":192}"#.to_owned()),
-        },
-        Routing {
-            output_bucket: None,
-            output_prefix: None,
-            params: Some(
-                r#"{"silenceThreshold":-40,"minSilenceDuration":700,"outputFormats":["wav"]}"#
-                    .to_owned(),
-            ),
-        },
+        Routing::new(
+            Some("out-bucket".to_owned()),
+            Some("processed/".to_owned()),
+            Some(r#"{"preset":"8d","format":"mp3","bitrate":192}"#),
+        )
+        .expect("a valid routing"),
+        Routing::new(
+            None,
+            None,
+            Some(r#"{"silenceThreshold":-40,"minSilenceDuration":700,"outputFormats":["wav"]}"#),
+        )
+        .expect("a valid routing"),
     ];
     let mut accepted = 0;
     for routing in &routings {

@@ -7,11 +7,13 @@
 
 mod block;
 mod hygiene;
+mod panic;
 mod pool;
 mod sink;
 
 pub use block::Block;
 pub use hygiene::{is_clean, sanitize, SampleRepairs, MAX_SAMPLE_MAGNITUDE};
+pub use panic::panic_message;
 pub use pool::BlockPool;
 pub use sink::{
     check_patch, io_reason, ByteSink, MemoryOutput, MemorySink, SinkError, PATCH_WINDOW,

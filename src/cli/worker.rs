@@ -131,6 +131,13 @@ pub fn run(args: WorkerArgs) -> Result<()> {
     let max_jobs = args.max_jobs.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
+    // Every event would fail the same way: said once, at startup.
+    let routing = Routing::new(
+        args.output_bucket.filter(|v| !v.trim().is_empty()),
+        args.output_prefix.filter(|v| !v.trim().is_empty()),
+        args.processing_params.as_deref(),
+    )
+    .context("the worker's settings for event messages (PROCESSING_PARAMS, OUTPUT_BUCKET)")?;
     let config = WorkerConfig {
         queue_url: args.queue_url,
         dlq_url: args.dlq_url.filter(|u| !u.trim().is_empty()),
@@ -138,11 +145,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         visibility_timeout: Duration::from_secs(args.visibility_timeout),
         wait_time: Duration::from_secs(args.wait_seconds),
         shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
-        routing: Routing {
-            output_bucket: args.output_bucket.filter(|v| !v.trim().is_empty()),
-            output_prefix: args.output_prefix.filter(|v| !v.trim().is_empty()),
-            params: args.processing_params.filter(|v| !v.trim().is_empty()),
-        },
+        routing,
         runner: RunnerConfig {
             job_budget_bytes: args.memory.job_budget_bytes(),
             ..RunnerConfig::default()

@@ -35,7 +35,6 @@ mod header_fix;
 mod mp4;
 mod rechunk;
 
-use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
@@ -123,7 +122,8 @@ impl std::fmt::Debug for AudioDecoder {
 }
 
 impl AudioDecoder {
-    /// Opens and probes a local file (by content; the extension is only a hint).
+    /// Opens (through [`crate::io::open_file`]) and probes a local file, by content; the
+    /// extension is only a hint.
     ///
     /// # Errors
     /// [`DecodeError::NotFound`], [`DecodeError::Io`], [`DecodeError::Empty`],
@@ -131,22 +131,24 @@ impl AudioDecoder {
     /// truncation error, or [`DecodeError::DecoderPanic`]; see [`AudioDecoder::open_source`].
     pub fn open_file(path: &Path, options: DecodeOptions) -> Result<Self, DecodeError> {
         let name = path.display().to_string();
-        // Before opening: `open()` on a FIFO without a writer blocks forever, and a device or
-        // pipe has no length to check against ("file is empty" for /dev/zero would be false).
-        match std::fs::metadata(path) {
-            Ok(meta) if !meta.is_file() => {
-                return Err(DecodeError::NotAFile {
-                    file: name,
-                    what: file_kind(&meta),
-                })
+        // The file is opened by io, which refuses FIFOs and devices before opening them.
+        let file = crate::io::open_file(path).map_err(|error| match error {
+            crate::io::IoError::NotAFile { what, .. } => DecodeError::NotAFile {
+                file: name.clone(),
+                what,
+            },
+            crate::io::IoError::Local { source, .. }
+                if source.kind() == io::ErrorKind::NotFound =>
+            {
+                DecodeError::NotFound { file: name.clone() }
             }
-            _ => {}
-        }
-        let file = File::open(path).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => DecodeError::NotFound { file: name.clone() },
-            _ => DecodeError::Io {
+            crate::io::IoError::Local { source, .. } => DecodeError::Io {
                 file: name.clone(),
                 source,
+            },
+            other => DecodeError::Io {
+                file: name.clone(),
+                source: io::Error::other(other.to_string()),
             },
         })?;
         let extension = path.extension().and_then(|e| e.to_str());
@@ -412,26 +414,6 @@ impl AudioDecoder {
     }
 }
 
-/// What a non-regular file is, for error messages ([`DecodeError::NotAFile`], and the job's
-/// checks of the paths it writes).
-pub(crate) fn file_kind(meta: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    if t.is_dir() {
-        "a folder"
-    } else if t.is_fifo() {
-        "a named pipe"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
-}
-
 /// symphonia's reader and decoder for the selected track, as a [`PacketSource`].
 struct SymphoniaSource {
     name: String,
@@ -629,11 +611,7 @@ where
 /// Runs `f`, turning a panic into [`DecodeError::DecoderPanic`].
 fn catch<T>(file: &str, f: impl FnOnce() -> T) -> Result<T, DecodeError> {
     panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        let message = crate::audio::panic_message(payload.as_ref());
         DecodeError::DecoderPanic {
             file: file.to_owned(),
             message,
@@ -789,7 +767,12 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/pydub/test4.wav"
         );
-        let bytes = std::fs::read(path).expect("fixture");
+        let mut bytes = Vec::new();
+        io::Read::read_to_end(
+            &mut crate::io::open_file(Path::new(path)).expect("fixture"),
+            &mut bytes,
+        )
+        .expect("fixture");
         let source = FailsAfter {
             good: bytes.len() as u64 / 2,
             file: std::io::Cursor::new(bytes),

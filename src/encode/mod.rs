@@ -103,6 +103,20 @@ impl Default for Mp3Rate {
 }
 
 impl Mp3Rate {
+    /// A constant bitrate the user chose, checked against LAME's CBR rates (the encoder checks
+    /// it again against what the output's sample rate allows), so a bad one is refused before
+    /// any byte of the input is read.
+    ///
+    /// # Errors
+    /// The reason, listing the allowed rates.
+    pub fn cbr(kbps: u32) -> Result<Mp3Rate, String> {
+        if MP3_CBR_KBPS.contains(&kbps) {
+            Ok(Mp3Rate::Cbr { kbps })
+        } else {
+            Err(mp3::not_a_cbr_rate(kbps))
+        }
+    }
+
     /// The rate control actually used for an input of `input_rate` Hz: a
     /// [`Mp3Rate::CbrPreferred`] becomes the [`Mp3Rate::Cbr`] nearest to it that the MP3's sample
     /// rate allows; the others are returned as they are.
@@ -138,6 +152,27 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
+    /// The names [`OutputFormat::from_name`] knows, for error messages.
+    pub const NAMES: &'static str = "wav, flac, mp3";
+
+    /// The format called `name` (`wav`, `flac`, `mp3`, in any case) with its default settings:
+    /// 16-bit PCM WAV, 16-bit FLAC, MP3 at 192 kbps where the input's rate allows it (a default
+    /// must work on every input).
+    pub fn from_name(name: &str) -> Option<OutputFormat> {
+        match name.to_ascii_lowercase().as_str() {
+            "wav" => Some(OutputFormat::Wav {
+                sample_format: WavSampleFormat::Pcm16,
+            }),
+            "flac" => Some(OutputFormat::Flac {
+                bits_per_sample: 16,
+            }),
+            "mp3" => Some(OutputFormat::Mp3 {
+                rate: Mp3Rate::default(),
+            }),
+            _ => None,
+        }
+    }
+
     /// The conventional file extension, without the dot.
     pub fn extension(&self) -> &'static str {
         match self {

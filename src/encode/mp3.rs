@@ -69,6 +69,14 @@ pub fn nearest_cbr_kbps(kbps: u32, out_rate: u32) -> u32 {
         .unwrap_or(*range.start())
 }
 
+/// Why `kbps` is refused when it is not one of [`CBR_KBPS`]: one message wherever it is checked.
+pub(crate) fn not_a_cbr_rate(kbps: u32) -> String {
+    format!(
+        "{kbps} kbps is not an MP3 CBR rate (allowed {})",
+        CBR_KBPS.map(|k| k.to_string()).join(", ")
+    )
+}
+
 /// LAME's CBR bitrate for `kbps`, checked against what the MPEG version of `out_rate` allows.
 fn cbr_bitrate(kbps: u32, out_rate: u32) -> Result<Bitrate, EncodeError> {
     let bitrate = match kbps {
@@ -88,15 +96,7 @@ fn cbr_bitrate(kbps: u32, out_rate: u32) -> Result<Bitrate, EncodeError> {
         224 => Bitrate::Kbps224,
         256 => Bitrate::Kbps256,
         320 => Bitrate::Kbps320,
-        _ => {
-            return Err(EncodeError::unsupported(
-                FORMAT,
-                format!(
-                    "{kbps} kbps is not a LAME CBR rate; use one of {}",
-                    CBR_KBPS.map(|k| k.to_string()).join(", ")
-                ),
-            ))
-        }
+        _ => return Err(EncodeError::unsupported(FORMAT, not_a_cbr_rate(kbps))),
     };
     let (version, range) = cbr_range(out_rate);
     if !range.contains(&kbps) {
@@ -449,7 +449,7 @@ mod tests {
             err(spec(48_000, 6), Mp3Rate::default()),
             "mp3: MP3 carries at most 2 channels; the stream has 6: use wav or flac"
         );
-        assert!(err(spec(44_100, 2), Mp3Rate::Cbr { kbps: 100 }).contains("not a LAME CBR rate"));
+        assert!(err(spec(44_100, 2), Mp3Rate::Cbr { kbps: 100 }).contains("not an MP3 CBR rate"));
         assert!(err(spec(22_050, 2), Mp3Rate::Cbr { kbps: 320 }).contains("MPEG-2 allows"));
         assert!(err(spec(44_100, 2), Mp3Rate::Vbr { quality: 10 }).contains("0 (best) to 9"));
     }

@@ -11,7 +11,7 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::runtime::Runtime;
 
 const MIB: usize = 1024 * 1024;
@@ -555,19 +555,6 @@ fn percent_encode_key(key: &str) -> String {
     out
 }
 
-/// Exponential backoff with jitter for attempt `attempt` (0-based): 100 ms × 2^attempt, capped
-/// at 5 s, scaled by a random factor in [0.5, 1.0) so that parallel retries spread out.
-pub(crate) fn backoff(attempt: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let base_ms = 100u64.saturating_mul(1 << attempt.min(16)).min(5_000);
-    // A fresh RandomState is randomly keyed: good enough jitter without a rand dependency.
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let factor = 0.5 + (random % 1000) as f64 / 2000.0;
-    Duration::from_millis((base_ms as f64 * factor) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,18 +580,6 @@ mod tests {
             ..S3Settings::default()
         };
         assert!(none.validate().is_err());
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_is_capped() {
-        for attempt in 0..30 {
-            let d = backoff(attempt);
-            let base = (100u64 << attempt.min(16)).min(5_000);
-            assert!(
-                d.as_millis() as u64 >= base / 2 && d.as_millis() as u64 <= base,
-                "{d:?}"
-            );
-        }
     }
 
     #[test]

@@ -75,6 +75,15 @@ pub enum IoError {
         /// Whether trying again later may succeed (network error, timeout, 5xx, throttling).
         retryable: bool,
     },
+    /// A local input is not a regular file (a folder, a named pipe, a device): longwave reads
+    /// files and S3 objects, whose length it can check.
+    #[error("{}: not a regular file ({what}); give an audio file or an s3:// object", .path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead (`a named pipe`).
+        what: &'static str,
+    },
     /// A local file operation failed.
     #[error("cannot {op} {path}: {reason}", reason = io_reason(.source))]
     Local {
@@ -107,6 +116,7 @@ impl IoError {
             IoError::Changed { .. } => "object_changed",
             IoError::AlreadyExists { .. } => "already_exists",
             IoError::Remote { .. } => "s3_remote",
+            IoError::NotAFile { .. } => "not_a_file",
             IoError::Local { .. } | IoError::LocalSink(_) => "local_io",
             IoError::Unsupported(_) => "unsupported",
         }

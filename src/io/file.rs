@@ -3,6 +3,7 @@
 //! ever replacing what another process wrote. The S3 multipart sink is its sibling
 //! (`io::sink`); both implement [`ByteSink`].
 
+use super::IoError;
 use crate::audio::{check_patch, ByteSink, SinkError};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -175,6 +176,49 @@ impl Drop for FileSink {
             // Nothing useful can be done if removal fails; the name marks it as ours.
             let _ = fs::remove_file(&self.temp_path);
         }
+    }
+}
+
+/// Opens the local file `path` for reading. Anything but a regular file is refused before it
+/// is opened: `open()` on a FIFO without a writer blocks forever, and a device or pipe has no
+/// length to check a decode against ("file is empty" for /dev/zero would be false).
+///
+/// # Errors
+/// [`IoError::NotAFile`] for a folder, pipe, device or socket; [`IoError::Local`] when opening
+/// fails (not found, permission denied).
+pub fn open_file(path: &Path) -> Result<File, IoError> {
+    if let Ok(meta) = fs::metadata(path) {
+        if !meta.is_file() {
+            return Err(IoError::NotAFile {
+                path: path.to_owned(),
+                what: file_kind(&meta),
+            });
+        }
+    }
+    File::open(path).map_err(|source| IoError::Local {
+        op: "open",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// What a non-regular file is, for error messages ([`IoError::NotAFile`], and the job's checks
+/// of the paths it writes).
+pub fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
     }
 }
 

@@ -14,7 +14,7 @@
 //!   bounded parts in flight (backpressure), conditional commit, abort on failure and on drop.
 //!
 //! # Dependencies and threads
-//! Knows no DSP, codec or job logic; depends on `encode` only for the [`ByteSink`] trait and
+//! Knows no DSP, codec or job logic; depends on `audio` only, for the [`ByteSink`] trait and
 //! `SinkError`. The AWS SDK is async: [`S3Context`] owns a private tokio runtime and blocks on
 //! it, so every function here is called from plain threads (the decode thread, the encoder's
 //! thread), **never from inside an async runtime**.
@@ -23,6 +23,7 @@
 //! [`IoError`] names the object (`s3://bucket/key` or the path) and the reason, and classifies
 //! itself ([`IoError::kind`] for metrics, [`IoError::retryable`] for redelivery).
 
+mod backoff;
 mod context;
 mod error;
 mod file;
@@ -30,15 +31,15 @@ mod object;
 mod reader;
 mod sink;
 
+pub use backoff::Backoff;
 pub use context::{S3Context, S3Settings, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
 pub use error::IoError;
-pub use file::{move_into_place, FileSink};
+pub use file::{file_kind, move_into_place, open_file, FileSink};
 pub use object::ObjectRef;
 pub use reader::{ObjectVersion, ReadStats, S3Reader};
 pub use sink::{S3Sink, WriteMode};
 
 use crate::audio::ByteSink;
-use std::fs::File;
 use std::io;
 use symphonia::core::io::MediaSource;
 
@@ -51,7 +52,7 @@ fn need_ctx<'a>(ctx: Option<&'a S3Context>, obj: &ObjectRef) -> Result<&'a S3Con
 /// Local-only callers pass `ctx = None` and need no AWS configuration.
 ///
 /// # Errors
-/// For files [`IoError::Local`] (not found, permission denied); for S3 see
+/// For files [`IoError::NotAFile`] or [`IoError::Local`] (not found, permission denied); for S3 see
 /// [`S3Reader::open`]; [`IoError::Setup`] for an S3 object without a context, or a prefix.
 pub fn open_source(
     ctx: Option<&S3Context>,
@@ -72,14 +73,7 @@ pub fn open_source_versioned(
     pin: &ObjectVersion,
 ) -> Result<(Box<dyn MediaSource>, Option<String>), IoError> {
     match obj {
-        ObjectRef::File(path) => {
-            let file = File::open(path).map_err(|source| IoError::Local {
-                op: "open",
-                path: path.clone(),
-                source,
-            })?;
-            Ok((Box::new(file), None))
-        }
+        ObjectRef::File(path) => Ok((Box::new(open_file(path)?), None)),
         ObjectRef::S3 { bucket, key } => {
             if obj.is_prefix() {
                 return Err(IoError::InvalidRef {

@@ -30,7 +30,8 @@
 //! object's first bytes where later ones belong, so it fails with a clear, permanent error
 //! instead; so does a `206` whose `Content-Range` starts elsewhere than asked.
 
-use super::context::{backoff, s3_name, Shared};
+use super::backoff::S3_REQUESTS;
+use super::context::{s3_name, Shared};
 use super::{IoError, S3Context};
 use crate::telemetry;
 use aws_sdk_s3::error::SdkError;
@@ -378,7 +379,7 @@ impl RangeJob {
                 Err(e) => return Err(e),
             }
             self.stats.inner.resumes.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(backoff(failures - 1)).await;
+            tokio::time::sleep(S3_REQUESTS.delay(failures - 1)).await;
         }
         data.truncate(want);
         Ok(data.freeze())

@@ -11,6 +11,7 @@ mod identity;
 mod manifest;
 pub mod memory;
 mod outputs;
+pub mod request;
 mod runner;
 mod spec;
 mod targets;
@@ -19,6 +20,10 @@ mod task;
 pub use analyze::{analyze_file, analyze_silence, Analysis};
 pub use error::JobError;
 pub use manifest::{InputSummary, Manifest, OutputEntry, StageReport};
+pub use request::{
+    default_output_prefix, JobPlan, JobRequest, JobSpec, OneShotParams, PlannedJob, RequestError,
+    Work,
+};
 pub use runner::{
     format_for, manifest_path_for, run, run_local, Job, LocalJob, NoProgress, OutputTarget,
     Progress, RunnerConfig,
@@ -27,4 +32,4 @@ pub use spec::{
     cap_echo, cap_echo_at, parse_chain, preset, BuildContext, Preset, SpecError, StageSpec,
     MAX_ANALYSIS_PASSES, MAX_CHAIN_JSON_BYTES, MAX_STAGES,
 };
-pub use task::{default_output_prefix, plan_from_env, TaskError, TaskJob, TaskPlan};
+pub use task::{plan_from_env, request_from_env};

@@ -669,11 +669,17 @@ fn stream<'a>(
 
         let decoded = decode_thread.join().map_err(|panic| JobError::Panic {
             input: input.to_string(),
-            what: format!("decoder thread: {}", panic_message(&panic)),
+            what: format!(
+                "decoder thread: {}",
+                crate::audio::panic_message(panic.as_ref())
+            ),
         })?;
         dsp_thread.join().map_err(|panic| JobError::Panic {
             input: input.to_string(),
-            what: format!("dsp thread: {}", panic_message(&panic)),
+            what: format!(
+                "dsp thread: {}",
+                crate::audio::panic_message(panic.as_ref())
+            ),
         })?;
         let decoded = decoded?;
         output_result?;
@@ -721,16 +727,6 @@ impl Drop for FailOnDrop<'_> {
         if self.armed {
             self.failed.store(true, Ordering::Release);
         }
-    }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic".to_string()
     }
 }
 
@@ -837,6 +833,18 @@ fn resolve_output_dir(job: &Job) -> ObjectRef {
             },
             file => file,
         },
+    }
+}
+
+impl OutputTarget {
+    /// The target an output location names by its form: a prefix or folder (ending in `/`, or
+    /// an existing directory) receives pieces, anything else is one file.
+    pub fn named_by(output: &ObjectRef) -> OutputTarget {
+        if output.is_prefix() {
+            OutputTarget::Folder(output.clone())
+        } else {
+            OutputTarget::File(output.clone())
+        }
     }
 }
 

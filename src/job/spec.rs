@@ -166,16 +166,7 @@ fn check_range(
     value: f64,
     (min, max): (f64, f64),
 ) -> Result<(), SpecError> {
-    if value.is_finite() && (min..=max).contains(&value) {
-        Ok(())
-    } else {
-        Err(SpecError::OutOfRange {
-            field: format!("chain[{index}].{field}"),
-            value,
-            min,
-            max,
-        })
-    }
+    ParamError::check(field, value, min, max).map_err(|e| at(index, e))
 }
 
 /// A chain specification could not be accepted.

@@ -17,7 +17,7 @@
 //! in the meantime.
 
 use super::JobError;
-use crate::decode::file_kind;
+use crate::io::file_kind;
 use std::path::{Path, PathBuf};
 
 /// What a path resolves to, for "is this the same file" questions.

@@ -8,7 +8,7 @@
 use super::message::{parse_message, MessageError, Routing, WorkItem};
 use super::queue::Received;
 use crate::io::{ObjectRef, ObjectVersion, S3Context};
-use crate::job::{self, Job, JobError, Progress, RunnerConfig, TaskJob};
+use crate::job::{self, Job, JobError, PlannedJob, Progress, RunnerConfig};
 use crate::telemetry::{names, OUTCOMES};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -248,15 +248,12 @@ fn to_disposition(outcome: &JobOutcome, message: &Received) -> Disposition {
 /// Backoff before a retry: 10 s × 2^(deliveries − 1), capped at 15 min, with ±25 % jitter so
 /// messages that failed together do not come back together.
 pub fn retry_delay(receive_count: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let base = 10u64
-        .saturating_mul(1 << receive_count.saturating_sub(1).min(10))
-        .min(900);
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    let factor = 0.75 + (random % 1000) as f64 / 2000.0;
-    Duration::from_secs_f64(base as f64 * factor)
+    const MESSAGES: crate::io::Backoff = crate::io::Backoff {
+        first: Duration::from_secs(10),
+        cap: Duration::from_secs(900),
+        jitter: (0.75, 1.25),
+    };
+    MESSAGES.delay(receive_count.saturating_sub(1))
 }
 
 fn record(outcome: &JobOutcome, seconds: f64) {
@@ -278,31 +275,17 @@ fn record(outcome: &JobOutcome, seconds: f64) {
     metrics::histogram!(names::JOB_DURATION_SECONDS, "outcome" => label).record(seconds);
 }
 
-/// Where a job's manifest goes: `manifest.json` under an output prefix, `<name>.manifest.json`
-/// next to a single output object. Known before processing, so a redelivery can find it.
+/// Where a job's manifest goes ([`job::manifest_path_for`] of the output as planned): known
+/// before processing, so a redelivery can find it.
 pub fn manifest_location(output: &ObjectRef) -> ObjectRef {
-    if output.is_prefix() {
-        output.join("manifest.json")
-    } else {
-        match output {
-            ObjectRef::S3 { bucket, key } => ObjectRef::S3 {
-                bucket: bucket.clone(),
-                key: format!("{key}.manifest.json"),
-            },
-            ObjectRef::File(path) => {
-                let mut name = path.as_os_str().to_owned();
-                name.push(".manifest.json");
-                ObjectRef::File(name.into())
-            }
-        }
-    }
+    job::manifest_path_for(&job::OutputTarget::named_by(output))
 }
 
 /// The largest manifest the worker reads back (a split into thousands of pieces stays far
 /// below it).
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
-fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob) -> JobOutcome {
+fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &PlannedJob) -> JobOutcome {
     let manifest = manifest_location(&task.output);
     let ObjectRef::S3 {
         bucket: in_bucket,
@@ -377,7 +360,7 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &TaskJob)
         Ok(Err(error)) => error,
         Err(panic) => JobError::Panic {
             input: item.plan.input.to_string(),
-            what: panic_text(panic.as_ref()),
+            what: format!("panic: {}", crate::audio::panic_message(panic.as_ref())),
         },
     };
     if error.retryable() {
@@ -401,7 +384,7 @@ fn manifest_appears(
     bucket: &str,
     key: &str,
     manifest: &ObjectRef,
-    task: &TaskJob,
+    task: &PlannedJob,
 ) -> bool {
     for attempt in 0..5 {
         if attempt > 0 {
@@ -421,7 +404,7 @@ fn already_complete(
     bucket: &str,
     key: &str,
     manifest: &ObjectRef,
-    task: &TaskJob,
+    task: &PlannedJob,
 ) -> Result<bool, crate::io::IoError> {
     let ObjectRef::S3 {
         bucket: m_bucket,
@@ -456,7 +439,7 @@ fn write_failure_manifest(
     manifest: &ObjectRef,
     message: &Received,
     item: &WorkItem,
-    task: &TaskJob,
+    task: &PlannedJob,
     error: &JobError,
 ) {
     let failed_at = SystemTime::now()
@@ -486,16 +469,6 @@ fn write_failure_manifest(
     json.push(b'\n');
     if let Err(e) = crate::io::put_bytes(Some(&cx.s3), manifest, json, Some("application/json")) {
         tracing::warn!(error = %e, manifest = %manifest, "Cannot write the failure manifest.");
-    }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        format!("panic: {s}")
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        format!("panic: {s}")
-    } else {
-        "panic".to_owned()
     }
 }
 

@@ -376,22 +376,6 @@ fn validate(config: &WorkerConfig) -> Result<(), WorkerError> {
         ));
     }
     config.s3.validate()?;
-    if let Some(params) = &config.routing.params {
-        // Every event message would fail with the same error: say it once, at startup.
-        let probe = message::Routing {
-            params: Some(params.clone()),
-            ..config.routing.clone()
-        };
-        let event = serde_json::json!({"Records": [{
-            "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": "startup-check"}, "object": {"key": "probe/input.wav"}}
-        }]});
-        if let Err(error) = message::parse_message(&event.to_string(), &probe) {
-            return bad(format!(
-                "PROCESSING_PARAMS (used for event messages): {error}"
-            ));
-        }
-    }
     Ok(())
 }
 
