@@ -1,5 +1,6 @@
 //! Jobs: what to do (the chain and output specification, parsed and validated from JSON or a
-//! preset), and the runner that wires decode → chain → encode with bounded channels.
+//! preset; [`JobRequest`], the one typed request every way of asking for a job on S3 becomes),
+//! and the runner that wires decode → chain → encode with bounded channels.
 //!
 //! `job` is the one layer that knows every other layer. Parsing is strict: unknown stage types,
 //! unknown fields and out-of-range values are rejected with a message naming the field and the
