@@ -3,6 +3,7 @@
 #   - ffmpeg/ffprobe: make format fixtures and independently check our outputs' lengths.
 #   - flac: the reference FLAC decoder (`flac -t`) judges every FLAC the encoder matrix writes.
 #   - sox: makes streaming WAVs (`sox … -t wav -`) as pipelines do, for the header tests.
+#   - fonts-dejavu-core: the font of the load-test harness's plots.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ command -v ffmpeg >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v flac >/dev/null 2>&1 || need_apt+=(flac)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
+# The load-test harness draws its plots' text with DejaVu Sans (loadtest/src/plot.rs).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     if ! command -v apt-get >/dev/null 2>&1; then
@@ -26,4 +29,5 @@ fi
 for tool in ffmpeg ffprobe flac sox; do
     command -v "$tool" >/dev/null 2>&1 || { echo "setup-test-env: $tool still missing after install" >&2; exit 1; }
 done
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { echo "setup-test-env: DejaVuSans.ttf still missing after install" >&2; exit 1; }
 echo "setup-test-env: ffmpeg $(ffmpeg -version | head -1 | awk '{print $3}') ready" >&2

@@ -15,7 +15,7 @@ bash scripts/setup-test-env.sh
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy" >&2
-cargo clippy --release --all-targets --locked -- -D warnings
+cargo clippy --release --all-targets --locked --workspace -- -D warnings
 # The shipped build (`cargo build --release`, no dev-dependencies) must resolve every crate with
 # the features the test build uses, or it is a different binary and a second compile of the
 # graph. Cargo.toml pins the features dev-dependencies would add.
@@ -43,12 +43,15 @@ bash scripts/local-aws.sh start
 # shellcheck disable=SC1090
 . "$(bash scripts/local-aws.sh env)"
 cargo test --release --locked 2>&1 | tee "$test_log"
+# The load-test harness (loadtest/): its unit tests and a ~10 s end-to-end smoke against two
+# local workers running the binary the tests above just built.
+cargo test --release --locked -p longwave-loadtest 2>&1 | tee -a "$test_log"
 # The fuzz targets (fuzz/, cargo-fuzz on stable): a bounded smoke of each, 60 s; a crash, hang or
 # out-of-memory fails the run. The long runs' figures are in the README ("Fuzzing").
 echo "== fuzz smoke" >&2
 bash scripts/fuzz.sh smoke 60
 echo "== cargo doc" >&2
-RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --document-private-items --locked --quiet
+RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --document-private-items --locked --quiet --workspace
 echo "== cargo bench --no-run" >&2
 cargo bench --no-run --locked --quiet
 # The Dockerfile's build command (no container engine here): a no-op after the test build unless
