@@ -96,7 +96,7 @@ struct SimulateArgs {
     /// Seed of the arrivals and the job draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Where simulation.json and tasks.png go.
+    /// Where simulation.json, tasks.png (and validation.png) go.
     #[arg(long, default_value = "target/loadtest/simulation")]
     out: PathBuf,
 }
@@ -200,7 +200,7 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
             simulate::Service {
                 task_vcpu: calibration.effective_vcpu,
                 slots: calibration.slots,
-                max_job_cores: args.max_job_cores,
+                max_job_cores: calibration.job_cores,
                 target_backlog_per_task: args.target_backlog,
                 min_tasks: 1,
                 max_tasks: 1,
@@ -246,6 +246,7 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
     let json = serde_json::json!({
         "calibration": {
             "effective_vcpu": calibration.effective_vcpu,
+            "job_cores": calibration.job_cores,
             "slots": calibration.slots,
             "overhead_s": calibration.overhead_s,
             "demand_scale": calibration.demand_scale,
@@ -266,6 +267,13 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
         serde_json::to_vec_pretty(&json)?,
     )?;
     plot::simulation(&outcome, &args.out.join("tasks.png"))?;
+    if args.validate {
+        plot::validation(
+            &calibration.measured_latencies,
+            &outcome.latencies,
+            &args.out.join("validation.png"),
+        )?;
+    }
     let l = &outcome.latency_s;
     println!(
         "{} jobs, {:.2} audio-hours: latency p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s; \

@@ -270,3 +270,30 @@ pub fn simulation(outcome: &crate::simulate::Outcome, path: &Path) -> Result<()>
         ],
     )
 }
+
+/// The simulator's validation: the measured and the predicted latency CDFs of the same jobs.
+///
+/// # Errors
+/// When the font cannot be loaded or the PNG cannot be written.
+pub fn validation(measured: &[f64], predicted: &[f64], path: &Path) -> Result<()> {
+    register_font()?;
+    let cdf = |values: &[f64]| {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len().max(1) as f64;
+        sorted
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (v, (i + 1) as f64 / n))
+            .collect::<Vec<_>>()
+    };
+    line_chart(
+        path,
+        "Simulator validation: latency CDF, measured vs predicted",
+        ("seconds", "fraction of jobs"),
+        &[
+            line("measured", cdf(measured), false),
+            line("predicted", cdf(predicted), false),
+        ],
+    )
+}

@@ -5,13 +5,14 @@
 //! # The model
 //! - **Jobs** need CPU seconds. A measured run gives each successful job's processing time and
 //!   the busy slots around it; with a task's CPUs shared equally by its running jobs (processor
-//!   sharing, each job using at most `max_job_cores`, the pipeline's three threads), a job's
-//!   demand is `processing × min(max_job_cores, V_eff / busy)`, scaled so that the demands add
-//!   up to the CPU the workers really spent. `V_eff` is the CPU the workers got when every slot
-//!   was busy (the harness and the local S3 server share the machine).
+//!   sharing, each job using at most what one job used alone in that run), a job's demand is
+//!   `processing × min(job_cores, V_eff / busy)`, scaled so that the demands add up to the CPU
+//!   the workers really spent. `V_eff` is the CPU the workers got when every slot was busy (the
+//!   harness and the local S3 server share the machine); `job_cores` the CPU one job used when
+//!   it ran alone. Predictions for Fargate use `--max-job-cores` (1.6: a job's three threads on
+//!   real S3, deploy/README.md) instead.
 //! - **Overhead** outside the worker's processing time (receive, manifest, the harness's poll) is
-//!   the 10th percentile of latency − processing − measured queue wait… i.e. of latency −
-//!   processing over jobs that did not queue.
+//!   the 10th percentile of latency − processing (the jobs that did not queue).
 //! - **Tasks** take messages FIFO into free slots; a new task starts serving `start_latency_s`
 //!   after the policy asks for it; a task being removed stops taking messages and leaves when
 //!   its jobs end.
@@ -47,12 +48,16 @@ pub struct Calibration {
     pub arrivals: Vec<f64>,
     /// CPU the workers got with every slot busy (vCPUs).
     pub effective_vcpu: f64,
+    /// CPU one job used when it ran alone (cores): the measured run's own limit per job.
+    pub job_cores: f64,
     /// Slots in the run (workers × slots).
     pub slots: u32,
     /// Fixed time per job outside processing (s).
     pub overhead_s: f64,
     /// Measured latency (successful jobs).
     pub measured_latency_s: Percentiles,
+    /// Each successful job's measured latency, in send order.
+    pub measured_latencies: Vec<f64>,
     /// Measured finished jobs per minute.
     pub measured_jobs_per_minute: f64,
     /// Sum of the jobs' demands before scaling ÷ the CPU the workers spent.
@@ -87,24 +92,38 @@ pub fn calibrate(report: &serde_json::Value, max_job_cores: f64) -> Result<Calib
                 .map_or(0.0, |a| a.iter().filter_map(|c| c.as_f64()).sum())
         })
         .collect();
-    // V_eff: the workers' CPU rate over 10 s windows where every slot was busy throughout.
+    // V_eff: the workers' CPU rate over 10 s windows (shorter in a short run) where every slot
+    // was busy throughout.
+    let w = 10.min(times.len().saturating_sub(1));
+    if w < 2 {
+        bail!("the run is too short to calibrate the simulator (fewer than 3 samples)");
+    }
+    let rate = |i: usize| (cpu[i] - cpu[i - w]) / (times[i] - times[i - w]);
     let mut rates = Vec::new();
-    for i in 10..times.len() {
-        if busy[i - 10..=i].iter().all(|&b| b >= f64::from(slots)) {
-            rates.push((cpu[i] - cpu[i - 10]) / (times[i] - times[i - 10]));
+    for i in w..times.len() {
+        if busy[i - w..=i].iter().all(|&b| b >= f64::from(slots)) {
+            rates.push(rate(i));
         }
     }
     let effective_vcpu = if rates.is_empty() {
         // Never saturated: the best 10 s window.
-        (10..times.len())
-            .map(|i| (cpu[i] - cpu[i - 10]) / (times[i] - times[i - 10]))
-            .fold(0.0, f64::max)
+        (w..times.len()).map(rate).fold(0.0, f64::max)
     } else {
         Percentiles::of(rates).p50
     };
     if effective_vcpu <= 0.0 {
         bail!("report.json has no CPU samples (remote runs cannot calibrate the simulator)");
     }
+    // What one job uses alone: the CPU rate over 10 s windows with exactly one busy slot.
+    let alone: Vec<f64> = (w..times.len())
+        .filter(|&i| busy[i - w..=i].iter().all(|&b| (b - 1.0).abs() < 0.5))
+        .map(rate)
+        .collect();
+    let job_cores = if alone.is_empty() {
+        max_job_cores.min(effective_vcpu)
+    } else {
+        Percentiles::of(alone).p50.min(effective_vcpu).max(1e-3)
+    };
     let mean_busy = |from: f64, to: f64| {
         let inside: Vec<f64> = times
             .iter()
@@ -121,6 +140,7 @@ pub fn calibrate(report: &serde_json::Value, max_job_cores: f64) -> Result<Calib
     let mut costs = Vec::new();
     let mut arrivals = Vec::new();
     let mut overheads: Vec<f64> = Vec::new();
+    let mut measured_latencies = Vec::new();
     for job in jobs {
         if job["status"] != "success" {
             continue;
@@ -132,13 +152,14 @@ pub fn calibrate(report: &serde_json::Value, max_job_cores: f64) -> Result<Calib
         ) else {
             continue;
         };
-        let share = (effective_vcpu / mean_busy(done - processing - 0.5, done)).min(max_job_cores);
+        let share = (effective_vcpu / mean_busy(done - processing - 0.5, done)).min(job_cores);
         costs.push(JobCost {
             cpu_s: processing * share,
             audio_s: f(&job["input_seconds"]).unwrap_or(0.0),
         });
         arrivals.push(sent);
         overheads.push(done - sent - processing);
+        measured_latencies.push(done - sent);
     }
     if costs.is_empty() {
         bail!("report.json has no successful job to learn from");
@@ -158,9 +179,11 @@ pub fn calibrate(report: &serde_json::Value, max_job_cores: f64) -> Result<Calib
         jobs: costs,
         arrivals,
         effective_vcpu,
+        job_cores,
         slots,
         overhead_s: crate::report::quantile(&mut overheads, 0.10),
         measured_latency_s: latency,
+        measured_latencies,
         measured_jobs_per_minute: f(&r["jobs_per_minute"]).unwrap_or(0.0),
         demand_scale,
     })
@@ -214,6 +237,8 @@ pub struct Outcome {
     pub audio_hours: f64,
     /// (minute, tasks running or starting, visible messages) once a minute.
     pub timeline: Vec<(f64, u32, usize)>,
+    /// Each job's latency, in arrival order.
+    pub latencies: Vec<f64>,
 }
 
 #[derive(Debug)]
@@ -322,7 +347,8 @@ pub fn simulate(service: &Service, arrivals: &[(f64, JobCost)]) -> Outcome {
     let wall_s = last - start;
     Outcome {
         jobs: arrivals.len(),
-        latency_s: Percentiles::of(latencies),
+        latency_s: Percentiles::of(latencies.clone()),
+        latencies,
         wall_s,
         jobs_per_minute: finished as f64 / wall_s.max(1e-9) * 60.0,
         task_hours: task_seconds / 3600.0,

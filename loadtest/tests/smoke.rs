@@ -101,4 +101,47 @@ fn the_smoke_workload_runs_end_to_end_and_reports_what_happened() {
     }
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(md.contains("| latency p50 / p95 / p99 / max"), "{md}");
+
+    // The capacity simulator learns from this report and replays it (--validate), then predicts
+    // a day with a 10× peak.
+    let sim = out.path().join("sim");
+    for extra in [
+        &["--validate"][..],
+        &["--peak", "10", "--mean-per-hour", "60"][..],
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_longwave-loadtest"))
+            .arg("simulate")
+            .arg("--from")
+            .arg(out.path().join("report.json"))
+            .arg("--out")
+            .arg(&sim)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sim.join("simulation.json")).unwrap()).unwrap();
+        let outcome = &json["outcome"];
+        if extra[0] == "--validate" {
+            // The same 11 jobs, and they all finish with a latency at least their overhead.
+            assert_eq!(outcome["jobs"], 11, "{json}");
+            assert!(
+                outcome["latency_s"]["p50"].as_f64().unwrap() > 0.0,
+                "{json}"
+            );
+            assert!(sim.join("validation.png").is_file());
+        } else {
+            // A day at 60 jobs an hour with a 10× peak hour: about 2,000 jobs (these are short:
+            // one task keeps up; scaling is checked by the simulator's unit tests), paid for.
+            let jobs = outcome["jobs"].as_u64().unwrap();
+            assert!((1_700..2_300).contains(&jobs), "{jobs}");
+            assert!(outcome["task_hours"].as_f64().unwrap() > 23.0);
+            assert!(json["cost_usd"].as_f64().unwrap() > 0.0);
+        }
+        assert!(sim.join("tasks.png").is_file());
+    }
 }
