@@ -66,26 +66,26 @@ struct SimulateArgs {
     /// The peak hour's rate as a multiple of the mean.
     #[arg(long, default_value_t = 10.0)]
     peak: f64,
-    /// vCPUs per task.
-    #[arg(long, default_value_t = 1.0)]
+    /// vCPUs per task (default: the template's TaskCpu).
+    #[arg(long, default_value_t = simulate::template::TASK_VCPU)]
     task_vcpu: f64,
-    /// Memory per task, GB (for the cost).
-    #[arg(long, default_value_t = 2.0)]
+    /// Memory per task, GB, for the cost (default: the template's TaskMemory).
+    #[arg(long, default_value_t = simulate::template::TASK_MEMORY_GB)]
     task_memory_gb: f64,
-    /// Job slots per task.
-    #[arg(long, default_value_t = 2)]
+    /// Job slots per task (default: the template's MaxJobs).
+    #[arg(long, default_value_t = simulate::template::MAX_JOBS)]
     slots: u32,
     /// Most cores one job uses (decode, DSP and encode threads; deploy/README.md: about 1.6).
     #[arg(long, default_value_t = 1.6)]
     max_job_cores: f64,
     /// The scaling target: visible messages per running task (TargetBacklogPerTask).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = simulate::template::TARGET_BACKLOG_PER_TASK)]
     target_backlog: f64,
     /// Fewest tasks (MinCapacity).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = simulate::template::MIN_CAPACITY)]
     min_tasks: u32,
     /// Most tasks (MaxCapacity).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = simulate::template::MAX_CAPACITY)]
     max_tasks: u32,
     /// Seconds from a scale-out decision to a serving task (Fargate: image pull and start).
     #[arg(long, default_value_t = 60.0)]
@@ -206,8 +206,8 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
                 max_tasks: 1,
                 start_latency_s: 0.0,
                 metric_delay_s: 0.0,
-                scale_out_cooldown_s: 60.0,
-                scale_in_cooldown_s: 300.0,
+                scale_out_cooldown_s: simulate::template::SCALE_OUT_COOLDOWN_S,
+                scale_in_cooldown_s: simulate::template::SCALE_IN_COOLDOWN_S,
                 autoscale: false,
                 overhead_s: calibration.overhead_s,
             },
@@ -233,8 +233,8 @@ fn simulate_cmd(args: SimulateArgs) -> Result<()> {
                 max_tasks: args.max_tasks,
                 start_latency_s: args.start_latency_s,
                 metric_delay_s: args.metric_delay_s,
-                scale_out_cooldown_s: 60.0,
-                scale_in_cooldown_s: 300.0,
+                scale_out_cooldown_s: simulate::template::SCALE_OUT_COOLDOWN_S,
+                scale_in_cooldown_s: simulate::template::SCALE_IN_COOLDOWN_S,
                 autoscale: true,
                 overhead_s: calibration.overhead_s,
             },

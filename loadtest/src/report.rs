@@ -206,8 +206,14 @@ pub fn build(
         "unfinished",
         data.jobs.iter().filter(|j| j.done_s.is_none()).count(),
     );
-    let audio_hours = successes.iter().map(|j| j.input_seconds).sum::<f64>() / 3600.0;
-    let wall_s = data.wall_s.max(1e-9);
+    // `max`: an empty float sum is −0.0.
+    let audio_hours = (successes.iter().map(|j| j.input_seconds).sum::<f64>() / 3600.0).max(0.0);
+    // NaN when nothing was sent or finished: report 0, not NaN.
+    let wall_s = if data.wall_s.is_finite() {
+        data.wall_s.max(1e-9)
+    } else {
+        1e-9
+    };
     let total_cpu: f64 = data.final_cpu_s.iter().filter(|c| c.is_finite()).sum();
     let cpu_s_per_audio_hour =
         (!data.final_cpu_s.is_empty() && audio_hours > 0.0).then(|| total_cpu / audio_hours);

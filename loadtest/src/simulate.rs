@@ -30,6 +30,27 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::VecDeque;
 
+/// The scaling policy's settings as `deploy/longwave.yaml` ships them (a test reads the template
+/// and fails when the two disagree).
+pub mod template {
+    /// `ScaleOutCooldown`, seconds.
+    pub const SCALE_OUT_COOLDOWN_S: f64 = 60.0;
+    /// `ScaleInCooldown`, seconds.
+    pub const SCALE_IN_COOLDOWN_S: f64 = 300.0;
+    /// `TargetBacklogPerTask`'s default.
+    pub const TARGET_BACKLOG_PER_TASK: f64 = 10.0;
+    /// `MinCapacity`'s default.
+    pub const MIN_CAPACITY: u32 = 1;
+    /// `MaxCapacity`'s default.
+    pub const MAX_CAPACITY: u32 = 10;
+    /// `MaxJobs`' default (slots per task).
+    pub const MAX_JOBS: u32 = 2;
+    /// `TaskCpu`'s default, in vCPUs.
+    pub const TASK_VCPU: f64 = 1.0;
+    /// `TaskMemory`'s default, in GB.
+    pub const TASK_MEMORY_GB: f64 = 2.0;
+}
+
 /// One job the simulator can serve.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct JobCost {
@@ -475,6 +496,57 @@ pub fn arrivals(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_policy_simulated_is_the_policy_deployed() {
+        let yaml = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/longwave.yaml"
+        ))
+        .expect("deploy/longwave.yaml");
+        // A parameter's Default, or a property's value, as the template writes it.
+        let default_of = |name: &str| -> f64 {
+            let at = yaml
+                .find(&format!("\n  {name}:\n"))
+                .unwrap_or_else(|| panic!("parameter {name}"));
+            let block = &yaml[at..];
+            let line = block
+                .lines()
+                .find(|l| l.trim_start().starts_with("Default:"))
+                .expect("Default");
+            line.split(':')
+                .nth(1)
+                .expect("value")
+                .trim()
+                .trim_matches('"')
+                .parse()
+                .expect("number")
+        };
+        let property = |name: &str| -> f64 {
+            let line = yaml
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{name}:")))
+                .unwrap_or_else(|| panic!("property {name}"));
+            line.split(':')
+                .nth(1)
+                .expect("value")
+                .trim()
+                .trim_matches('"')
+                .parse()
+                .expect("number")
+        };
+        assert_eq!(property("ScaleOutCooldown"), template::SCALE_OUT_COOLDOWN_S);
+        assert_eq!(property("ScaleInCooldown"), template::SCALE_IN_COOLDOWN_S);
+        assert_eq!(
+            default_of("TargetBacklogPerTask"),
+            template::TARGET_BACKLOG_PER_TASK
+        );
+        assert_eq!(default_of("MinCapacity"), f64::from(template::MIN_CAPACITY));
+        assert_eq!(default_of("MaxCapacity"), f64::from(template::MAX_CAPACITY));
+        assert_eq!(default_of("MaxJobs"), f64::from(template::MAX_JOBS));
+        assert_eq!(default_of("TaskCpu") / 1024.0, template::TASK_VCPU);
+        assert_eq!(default_of("TaskMemory") / 1024.0, template::TASK_MEMORY_GB);
+    }
 
     fn service(autoscale: bool) -> Service {
         Service {

@@ -37,9 +37,27 @@ pub struct Target {
 
 /// A worker process started by the harness; its log is `worker-N.log` in the run's folder.
 pub struct LocalWorker {
-    child: Child,
+    child: SharedChild,
     /// Its `/metrics` URL.
     pub metrics_url: String,
+    /// Its log file.
+    log: PathBuf,
+}
+
+/// A child process that `&self` methods can poll.
+struct SharedChild(std::sync::Mutex<Child>);
+
+impl SharedChild {
+    fn id(&self) -> u32 {
+        self.0.lock().map_or(0, |c| c.id())
+    }
+
+    fn try_wait_shared(&self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        match self.0.lock() {
+            Ok(mut child) => child.try_wait(),
+            Err(_) => Ok(None),
+        }
+    }
 }
 
 /// Settings of local mode.
@@ -151,7 +169,7 @@ impl Target {
         let s3 = S3Context::from_env(S3Settings::default())?;
         let sqs = s3.block_on(sqs_client())?;
         s3.check_bucket_exists(&settings.bucket, &format!("s3://{}", settings.bucket))?;
-        Ok(Target {
+        let target = Target {
             bucket: settings.bucket,
             queue_url: settings.queue_url,
             dlq_url: settings.dlq_url,
@@ -163,15 +181,30 @@ impl Target {
             s3,
             sqs,
             local_aws: None,
-        })
+        };
+        // Fail now rather than after the timeout: the queue and every metrics URL must answer.
+        target
+            .queue_depth(&target.queue_url)
+            .with_context(|| format!("the queue {} does not answer", target.queue_url))?;
+        target.wait_for_metrics(Duration::from_secs(10))?;
+        Ok(target)
     }
 
     fn wait_for_metrics(&self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
-        for url in &self.metrics_urls {
+        for (n, url) in self.metrics_urls.iter().enumerate() {
             loop {
                 if http_get(url).is_ok() {
                     break;
+                }
+                if let Some(worker) = self.workers.get(n) {
+                    if let Ok(Some(status)) = worker.child.try_wait_shared() {
+                        let log = std::fs::read_to_string(&worker.log).unwrap_or_default();
+                        bail!(
+                            "worker {n} exited at startup ({status}): {}",
+                            log.lines().last().unwrap_or_default()
+                        );
+                    }
                 }
                 if started.elapsed() > timeout {
                     bail!("the worker's metrics at {url} did not answer within {timeout:?}");
@@ -225,7 +258,9 @@ impl Target {
     pub fn stop_workers(&mut self) -> Vec<f64> {
         let cpu = self.worker_cpu_seconds();
         for worker in &mut self.workers {
-            stop_child(&mut worker.child);
+            if let Ok(child) = worker.child.0.get_mut() {
+                stop_child(child);
+            }
         }
         cpu
     }
@@ -234,7 +269,9 @@ impl Target {
 impl Drop for Target {
     fn drop(&mut self) {
         for worker in &mut self.workers {
-            stop_child(&mut worker.child);
+            if let Ok(child) = worker.child.0.get_mut() {
+                stop_child(child);
+            }
         }
         if let Some((script, state)) = &self.local_aws {
             let _ = Command::new("bash")
@@ -325,8 +362,9 @@ fn start_worker(settings: &LocalSettings<'_>, target: &Target, n: u32) -> Result
         .spawn()
         .with_context(|| format!("cannot start {}", settings.longwave.display()))?;
     Ok(LocalWorker {
-        child,
+        child: SharedChild(std::sync::Mutex::new(child)),
         metrics_url: format!("http://127.0.0.1:{port}/metrics"),
+        log,
     })
 }
 
