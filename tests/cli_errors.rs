@@ -274,3 +274,42 @@ fn a_split_that_fails_midway_leaves_no_pieces() {
         .collect();
     assert!(left.is_empty(), "pieces left behind: {left:?}");
 }
+
+#[test]
+fn help_lists_every_preset_and_stages_lists_every_stage() {
+    // Before: `process --help` named only `transcode`, and no command listed the stages.
+    let help = longwave_cmd(&["process", "--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    for preset in longwave::job::PRESET_NAMES {
+        assert!(text.contains(preset), "{preset} missing from:\n{text}");
+    }
+    assert!(text.contains("longwave stages"), "{text}");
+    let stages = longwave_cmd(&["stages"]);
+    assert!(stages.status.success());
+    let text = String::from_utf8_lossy(&stages.stdout);
+    for stage in longwave::job::STAGE_TYPES {
+        assert!(text.contains(&format!("{stage} — ")), "{stage}:\n{text}");
+    }
+    assert!(
+        text.contains("gain_db") && text.contains("-120 ..= 48"),
+        "{text}"
+    );
+    let json = longwave_cmd(&["stages", "--json"]);
+    let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        parsed.as_array().map(Vec::len),
+        Some(longwave::job::STAGE_TYPES.len())
+    );
+    // An unknown preset is a usage error naming the known ones.
+    let bad = longwave_cmd(&["process", "x.wav", "--preset", "9d"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("8d") && stderr.contains("transcode"),
+        "{stderr}"
+    );
+}
+
+fn longwave_cmd(args: &[&str]) -> std::process::Output {
+    longwave().args(args).output().unwrap()
+}

@@ -207,3 +207,65 @@ fn gain_changes_the_level_by_the_requested_amount() {
     let drop = before.rms_dbfs.unwrap() - after.rms_dbfs.unwrap();
     assert!((drop - 6.0).abs() < 0.01, "RMS dropped by {drop} dB");
 }
+
+/// Records every progress report.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(String, u64)>>);
+
+impl job::Progress for Recorder {
+    fn start(&self, _total_frames: Option<u64>) {
+        self.0.lock().unwrap().push(("start".into(), 0));
+    }
+    fn advance(&self, frames: u64) {
+        if let Some(last) = self.0.lock().unwrap().last_mut() {
+            last.1 += frames;
+        }
+    }
+    fn finish(&self) {}
+    fn phase(&self, name: &str, _total_frames: Option<u64>) {
+        self.0.lock().unwrap().push((name.into(), 0));
+    }
+}
+
+#[test]
+fn progress_moves_through_each_analysis_pass_then_the_processing() {
+    // Before: the bar stood still during analysis passes (a 3-hour loudness job showed 0 % for
+    // its first half), and nothing said which pass was running.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = StreamSpec::new(44_100, 2).unwrap();
+    let input = make_input(dir.path(), "in.wav", spec, 3.0);
+    let chain = job::parse_chain(
+        r#"[{"type":"normalize","lufs":-16},{"type":"silence","threshold_db":"auto","action":"detect"}]"#,
+    )
+    .unwrap();
+    let job = LocalJob {
+        input: input.clone(),
+        output: Some(dir.path().join("out.wav")),
+        preset: None,
+        chain,
+        format: None,
+        manifest: None,
+        overwrite: false,
+    };
+    let recorder = Recorder::default();
+    job::run_local(&job, &RunnerConfig::default(), &pool(), &recorder).unwrap();
+    let frames = 3 * 44_100;
+    assert_eq!(
+        *recorder.0.lock().unwrap(),
+        [
+            ("start".to_owned(), 0),
+            ("analysis 1/2: normalize".to_owned(), frames),
+            ("analysis 2/2: silence".to_owned(), frames),
+            ("processing".to_owned(), frames),
+        ]
+    );
+    // A job without analysis reports no phase: one run of frames after start.
+    let plain = LocalJob {
+        chain: Vec::new(),
+        output: Some(dir.path().join("plain.wav")),
+        ..job
+    };
+    let recorder = Recorder::default();
+    job::run_local(&plain, &RunnerConfig::default(), &pool(), &recorder).unwrap();
+    assert_eq!(*recorder.0.lock().unwrap(), [("start".to_owned(), frames)]);
+}

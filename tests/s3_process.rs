@@ -409,3 +409,40 @@ fn an_upload_failing_mid_stream_ends_the_job_instead_of_hanging_it() {
     }
     assert!(proxy.injected() >= 4, "the faults were injected");
 }
+
+#[test]
+fn analyze_reads_s3_objects_as_it_reads_files() {
+    // Before: `analyze s3://…` took the URL for a local path ("file not found").
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("analyze");
+    let input = make_input(dir.path(), 8, "m4a");
+    aws_ok(&[
+        "s3",
+        "cp",
+        input.to_str().unwrap(),
+        &format!("s3://{b}/in/rec.m4a"),
+    ]);
+    let analyze = |target: &str| -> serde_json::Value {
+        let out = longwave(&["analyze", target, "--json", "--silence"]);
+        assert!(
+            out.status.success(),
+            "{target}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let mut remote = analyze(&format!("s3://{b}/in/rec.m4a"));
+    let mut local = analyze(input.to_str().unwrap());
+    assert_eq!(remote["path"], format!("s3://{b}/in/rec.m4a"));
+    // Everything but the name agrees, the silence analysis included.
+    remote["path"] = serde_json::Value::Null;
+    local["path"] = serde_json::Value::Null;
+    assert_eq!(remote, local);
+    assert!(remote["frames"].as_u64().unwrap() > 0);
+    let out = longwave(&["analyze", &format!("s3://{b}/in/missing.m4a")]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("missing.m4a") && stderr.contains("no such key"),
+        "{stderr}"
+    );
+}

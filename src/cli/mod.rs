@@ -43,6 +43,15 @@ enum Command {
     Generate(GenerateArgs),
     /// Run the main job end to end on a generated example; no input or AWS account needed.
     Demo(DemoArgs),
+    /// List every stage a chain may hold, with each parameter's default, range and choices.
+    Stages(StagesArgs),
+}
+
+#[derive(Args, Debug)]
+struct StagesArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -54,10 +63,11 @@ struct ProcessArgs {
     /// several outputs. Default: `<input stem>.longwave.<ext>` next to the input.
     #[arg(short, long)]
     output: Option<String>,
-    /// A named job (`transcode`).
-    #[arg(long, conflicts_with = "chain")]
+    /// A named job.
+    #[arg(long, conflicts_with = "chain", value_parser = preset_values())]
     preset: Option<String>,
-    /// The chain as JSON (`[{"type":"gain","gain_db":-3}]`) or `@FILE` to read it from a file.
+    /// The chain as JSON (`[{"type":"gain","gain_db":-3}]`) or `@FILE` to read it from a file;
+    /// `longwave stages` lists every stage and parameter.
     #[arg(long)]
     chain: Option<String>,
     /// Output format; default: the output file's extension, else the input's format family.
@@ -157,8 +167,8 @@ struct TaskArgs {
 
 #[derive(Args, Debug)]
 struct AnalyzeArgs {
-    /// Input audio file.
-    input: PathBuf,
+    /// Input audio: a file or `s3://bucket/key`.
+    input: String,
     /// Print a JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -240,6 +250,7 @@ pub fn run() -> Result<()> {
         Command::Worker(args) => worker::run(args),
         Command::Generate(args) => generate(args),
         Command::Demo(args) => demo::run(&args.dir, args.seconds),
+        Command::Stages(args) => stages(&args),
     }
 }
 
@@ -577,8 +588,53 @@ fn output_format(args: &ProcessArgs) -> Result<Option<OutputFormat>> {
     }))
 }
 
+/// `--preset`'s values, each with its one-line description, from the job layer's list.
+fn preset_values() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(job::PRESET_NAMES.iter().map(|&name| {
+        clap::builder::PossibleValue::new(name).help(job::preset_summary(name).unwrap_or_default())
+    }))
+}
+
+/// `longwave stages`: the stage catalogue as text or JSON.
+fn stages(args: &StagesArgs) -> Result<()> {
+    let catalogue = job::stage_catalogue();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&catalogue)?);
+        return Ok(());
+    }
+    println!("Stages of a chain ([{{\"type\": \"…\", parameter: value, …}}, …]); unset parameters take their default.\n");
+    for stage in &catalogue {
+        println!("{} — {}", stage.type_name, stage.summary);
+        for param in &stage.params {
+            let mut line = format!("    {:<18} default {}", param.name, param.default);
+            if let Some((min, max)) = param.range {
+                line.push_str(&format!(", {min} ..= {max}"));
+            }
+            if let Some(choices) = &param.choices {
+                line.push_str(&format!(", {choices}"));
+            }
+            println!("{line}");
+        }
+        println!();
+    }
+    println!("Presets (--preset, or {{\"preset\": …}} in a job):");
+    for name in job::PRESET_NAMES {
+        println!(
+            "    {:<18} {}",
+            name,
+            job::preset_summary(name).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
 fn analyze(args: AnalyzeArgs) -> Result<()> {
-    let analysis = job::analyze_file(&args.input, DecodeOptions::default())?;
+    let input = ObjectRef::parse(&args.input).map_err(|e| UsageError(e.to_string()))?;
+    let s3 = match &input {
+        ObjectRef::S3 { .. } => Some(S3Context::from_env(S3Settings::default())?),
+        ObjectRef::File(_) => None,
+    };
+    let analysis = job::analyze_input(&input, s3.as_ref(), DecodeOptions::default())?;
     let silence = if args.silence {
         let params: SilenceParams = match &args.silence_params {
             Some(json) => serde_json::from_str(json).context("invalid --silence-params")?,
@@ -588,7 +644,8 @@ fn analyze(args: AnalyzeArgs) -> Result<()> {
             },
         };
         Some(job::analyze_silence(
-            &args.input,
+            &input,
+            s3.as_ref(),
             DecodeOptions::default(),
             params,
         )?)

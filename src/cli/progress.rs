@@ -10,6 +10,7 @@ use std::sync::Arc;
 /// none, which makes the job stop at the next block without committing anything.
 pub struct Bar {
     bar: Option<ProgressBar>,
+    label: String,
     signal: Arc<AtomicUsize>,
 }
 
@@ -22,7 +23,11 @@ impl Bar {
             bar.set_message(label.to_string());
             bar
         });
-        Self { bar, signal }
+        Self {
+            bar,
+            label: label.to_string(),
+            signal,
+        }
     }
 }
 
@@ -46,6 +51,17 @@ impl Progress for Bar {
                     bar.set_style(style);
                 }
             }
+        }
+    }
+
+    fn phase(&self, name: &str, total_frames: Option<u64>) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{} ({name})", self.label));
+            bar.set_position(0);
+            if let Some(total) = total_frames {
+                bar.set_length(total);
+            }
+            bar.reset_eta();
         }
     }
 

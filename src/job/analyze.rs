@@ -1,9 +1,11 @@
 //! `analyze`: decode a file once and report what it is and how loud it is.
 
+use super::runner::open_decoder;
 use super::{BuildContext, JobError, StageSpec};
 use crate::audio::Block;
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions};
 use crate::dsp::{Chain, SilenceAction, SilenceParams};
+use crate::io::{ObjectRef, ObjectVersion, S3Context};
 use serde::Serialize;
 use std::path::Path;
 
@@ -38,7 +40,25 @@ pub struct Analysis {
 /// # Errors
 /// Any [`DecodeError`]: missing, unsupported, corrupt or truncated input.
 pub fn analyze_file(path: &Path, options: DecodeOptions) -> Result<Analysis, DecodeError> {
-    let mut decoder = AudioDecoder::open_file(path, options)?;
+    let decoder = AudioDecoder::open_file(path, options)?;
+    measure(decoder, path.display().to_string())
+}
+
+/// [`analyze_file`] for a file or an S3 object (read with ranged GETs, as `process` reads).
+///
+/// # Errors
+/// A [`JobError`] naming the input: it cannot be read (S3 errors keep their kind) or decoded.
+pub fn analyze_input(
+    input: &ObjectRef,
+    s3: Option<&S3Context>,
+    options: DecodeOptions,
+) -> Result<Analysis, JobError> {
+    let (decoder, _) = open_decoder(input, s3, options, &ObjectVersion::default())?;
+    Ok(measure(decoder, input.to_string())?)
+}
+
+/// Decodes `decoder` to the end and measures it; `path` names the input in the result.
+fn measure(mut decoder: AudioDecoder, path: String) -> Result<Analysis, DecodeError> {
     let info = decoder.info().clone();
     let mut block = Block::new(info.spec.channels, 16_384);
     let mut peak = 0f32;
@@ -61,7 +81,7 @@ pub fn analyze_file(path: &Path, options: DecodeOptions) -> Result<Analysis, Dec
     let samples = frames as f64 * info.spec.channels as f64;
     let to_db = |x: f64| (x > 0.0).then(|| 20.0 * x.log10());
     Ok(Analysis {
-        path: path.display().to_string(),
+        path,
         container: info.container,
         codec: info.codec,
         duration_s: info.spec.seconds(frames),
@@ -78,7 +98,7 @@ pub fn analyze_file(path: &Path, options: DecodeOptions) -> Result<Analysis, Dec
     })
 }
 
-/// Runs silence detection on `path` (an analysis pass when the threshold is `auto`, then a
+/// Runs silence detection on `input` (an analysis pass when the threshold is `auto`, then a
 /// detection pass, both in constant memory) and returns the stage's report: the threshold used
 /// (the suggested one when `auto`), the level percentiles, and the silent and non-silent ranges
 /// in ms.
@@ -86,17 +106,20 @@ pub fn analyze_file(path: &Path, options: DecodeOptions) -> Result<Analysis, Dec
 /// # Errors
 /// A [`JobError`] when the input cannot be decoded or the parameters are invalid.
 pub fn analyze_silence(
-    path: &Path,
+    input: &ObjectRef,
+    s3: Option<&S3Context>,
     options: DecodeOptions,
     params: SilenceParams,
 ) -> Result<serde_json::Value, JobError> {
+    let open =
+        || open_decoder(input, s3, options, &ObjectVersion::default()).map(|(decoder, _)| decoder);
     let params = SilenceParams {
         action: SilenceAction::Detect,
         ..params
     };
     let spec = StageSpec::Silence(params);
     spec.validate(0)?;
-    let mut decoder = AudioDecoder::open_file(path, options)?;
+    let mut decoder = open()?;
     let info = decoder.info().clone();
     let build = BuildContext {
         source_bits: info.bits_per_sample,
@@ -105,7 +128,7 @@ pub fn analyze_silence(
     chain.prepare(info.spec, 16_384)?;
     let mut block = Block::new(info.spec.channels, 16_384);
     for index in chain.analysis_stages() {
-        let mut pass = AudioDecoder::open_file(path, options)?;
+        let mut pass = open()?;
         while pass.fill(&mut block)? > 0 {
             chain.observe(index, &block);
         }

@@ -7,6 +7,7 @@
 //! allowed range.
 
 mod analyze;
+mod catalogue;
 mod error;
 mod identity;
 mod manifest;
@@ -18,7 +19,8 @@ mod spec;
 mod targets;
 mod task;
 
-pub use analyze::{analyze_file, analyze_silence, Analysis};
+pub use analyze::{analyze_file, analyze_input, analyze_silence, Analysis};
+pub use catalogue::{stage_catalogue, ParamDoc, StageDoc, STAGE_TYPES};
 pub use error::JobError;
 pub use manifest::{InputSummary, Manifest, OutputEntry, StageReport};
 pub use request::{
@@ -30,7 +32,7 @@ pub use runner::{
     Progress, RunnerConfig,
 };
 pub use spec::{
-    cap_echo, cap_echo_at, parse_chain, preset, BuildContext, Preset, SpecError, StageSpec,
-    MAX_ANALYSIS_PASSES, MAX_CHAIN_JSON_BYTES, MAX_STAGES,
+    cap_echo, cap_echo_at, parse_chain, preset, preset_summary, BuildContext, Preset, SpecError,
+    StageSpec, MAX_ANALYSIS_PASSES, MAX_CHAIN_JSON_BYTES, MAX_STAGES, PRESET_NAMES,
 };
 pub use task::{plan_from_env, request_from_env};

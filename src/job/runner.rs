@@ -199,6 +199,10 @@ pub trait Progress: Sync {
     fn advance(&self, frames: u64);
     /// The job ended (successfully or not).
     fn finish(&self);
+    /// A pass over the input begins: `name` says which (`analysis 1/2: normalize`, then
+    /// `processing`); the frame count starts again from 0. Jobs without an analysis pass report
+    /// no phase.
+    fn phase(&self, _name: &str, _total_frames: Option<u64>) {}
     /// Polled once per block: `true` asks the job to stop as soon as possible, without
     /// committing anything (it then fails with [`JobError::Cancelled`]). The worker uses it at
     /// the end of its shutdown grace period.
@@ -340,6 +344,9 @@ pub fn run(
 
     progress.start(info.frames);
     let result = analyse(&mut chain, job, &pinned, s3, config, pool, progress).and_then(|()| {
+        if !chain.analysis_stages().is_empty() {
+            progress.phase("processing", info.frames);
+        }
         stream(
             decoder, &mut chain, outputs, config, pool, progress, &job.input,
         )
@@ -419,7 +426,7 @@ pub fn run(
 /// Opens the decoder for `input`: local files directly (their errors say "file not found",
 /// "file is empty"), S3 objects through a ranged, seekable reader. Returns the object's ETag
 /// for S3.
-fn open_decoder(
+pub(super) fn open_decoder(
     input: &ObjectRef,
     s3: Option<&S3Context>,
     options: DecodeOptions,
@@ -447,16 +454,32 @@ fn analyse(
     pool: &rayon::ThreadPool,
     progress: &dyn Progress,
 ) -> Result<(), JobError> {
-    for index in chain.analysis_stages() {
+    let passes = chain.analysis_stages();
+    let names = chain.stage_names();
+    for (pass, &index) in passes.iter().enumerate() {
         let (mut decoder, _) = open_decoder(&job.input, s3, config.decode, version)?;
+        progress.phase(
+            &format!(
+                "analysis {}/{}: {}",
+                pass + 1,
+                passes.len(),
+                names.get(index).copied().unwrap_or("stage")
+            ),
+            decoder.info().frames,
+        );
         let mut block = Block::new(decoder.info().spec.channels, config.block_frames.max(1));
-        while decoder.fill(&mut block)? > 0 {
+        loop {
+            let frames = decoder.fill(&mut block)?;
+            if frames == 0 {
+                break;
+            }
             if progress.should_stop() {
                 return Err(JobError::Cancelled {
                     input: job.input.to_string(),
                 });
             }
             pool.install(|| chain.observe(index, &block));
+            progress.advance(frames as u64);
         }
         chain.end_observation(index);
     }

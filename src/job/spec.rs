@@ -63,6 +63,25 @@ impl StageSpec {
         }
     }
 
+    /// What the stage does, in one line (`longwave stages`).
+    pub fn summary(&self) -> &'static str {
+        match self {
+            StageSpec::Gain { .. } => "constant gain in dB",
+            StageSpec::Normalize(_) => {
+                "peak or loudness (LUFS, EBU R128) normalisation, measured in an analysis pass"
+            }
+            StageSpec::Silence(_) => {
+                "silence detection, split (one output per piece) or trim; pydub-exact or \
+                 accurate, fixed or automatic threshold"
+            }
+            StageSpec::Pan8d(_) => "circular \"8D\" panning",
+            StageSpec::Reverb(_) => "Freeverb, bit-identical to pedalboard.Reverb",
+            StageSpec::Limiter(_) => {
+                "look-ahead true-peak limiter, or pedalboard's JUCE limiter (mode \"juce\")"
+            }
+        }
+    }
+
     /// Checks every parameter's range; `index` is the stage's position, used in messages.
     ///
     /// # Errors
@@ -396,6 +415,18 @@ pub struct Preset {
 /// Names of the presets [`preset`] knows.
 pub const PRESET_NAMES: &[&str] = &["8d", "oneshot", "transcode"];
 
+/// What a preset does, in one line (`--help`), or `None` for an unknown name.
+pub fn preset_summary(name: &str) -> Option<&'static str> {
+    match name {
+        "8d" => Some("8D audio: circular pan, reverb, -2 dBTP limiter, MP3 192 kbps"),
+        "oneshot" => Some(
+            "pydub's split_on_silence (750 ms under -30 dBFS, 50 ms kept): one output per piece",
+        ),
+        "transcode" => Some("no stage: decode and re-encode to the output's format"),
+        _ => None,
+    }
+}
+
 /// Looks up a preset by name.
 ///
 /// # Errors
@@ -484,6 +515,17 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("chain[0].gain_db = 400"), "{text}");
         assert!(text.contains("-120"), "{text}");
+    }
+
+    #[test]
+    fn every_preset_is_described() {
+        for name in PRESET_NAMES {
+            assert!(
+                preset(name).is_ok() && preset_summary(name).is_some(),
+                "{name}"
+            );
+        }
+        assert_eq!(preset_summary("9d"), None);
     }
 
     #[test]
