@@ -466,6 +466,33 @@ fn metrics_endpoint_serves_every_catalogue_entry_with_its_type() {
         !text.contains("in/m.mp3") && !text.contains(&b),
         "high-cardinality label leaked"
     );
+    // Rare-event counters exist at 0 before their first event, so rate() sees that event and
+    // the panels read 0 rather than "No data" (checked by hand against Prometheus 2.42: before
+    // this, the first invalid message left the "Invalid messages per minute" panel at nothing).
+    for line in [
+        "longwave_jobs_received_total{source=\"invalid\"} 0",
+        "longwave_dead_lettered_messages_total{route=\"explicit\"} 0",
+        "longwave_dead_lettered_messages_total{route=\"redrive\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}`");
+    }
+    // Prometheus's own linter accepts the page (names, units, _total, HELP/TYPE); promtool comes
+    // with Debian's prometheus package, which scripts/setup-test-env.sh installs.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is required: run scripts/setup-test-env.sh (Debian package prometheus)");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 }
 
 #[test]

@@ -148,6 +148,12 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> Result<WorkerSumm
     let busy_gauge = metrics::gauge!(names::JOB_SLOTS_BUSY);
     slots_gauge.set(config.max_jobs as f64);
     busy_gauge.set(0.0);
+    // Counters a dashboard or alert watches for rare events start at 0: a series that appears
+    // only with its first event hides that event from rate() and leaves the panel on "No data".
+    metrics::counter!(names::JOBS_RECEIVED_TOTAL, "source" => "invalid").increment(0);
+    for route in ["explicit", "redrive"] {
+        metrics::counter!(names::DEAD_LETTERED_MESSAGES_TOTAL, "route" => route).increment(0);
+    }
     metrics::gauge!(names::MEMORY_BUDGET_BYTES).set(memory_budget_bytes(
         config.max_jobs,
         &config.s3,
