@@ -466,8 +466,8 @@ pub fn output_folder(
 }
 
 /// The last segment of `key` and that name without its extension (the whole name when it has
-/// no stem, as `.wav`).
-fn file_and_stem(key: &str) -> (&str, &str) {
+/// no stem, as `.wav`). The worker's per-input output folders use it too.
+pub fn file_and_stem(key: &str) -> (&str, &str) {
     let file = key.rsplit('/').next().unwrap_or(key);
     let stem = match file.rsplit_once('.') {
         Some((stem, _)) if !stem.is_empty() => stem,

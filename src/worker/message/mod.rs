@@ -34,7 +34,7 @@ mod job_message;
 mod legacy;
 
 use crate::io::ObjectRef;
-use crate::job::request::output_folder;
+use crate::job::request::{file_and_stem, output_folder};
 use crate::job::{JobPlan, JobRequest, RequestError, Work};
 use fields::{bounded, describe};
 use serde_json::Value;
@@ -146,11 +146,8 @@ impl Routing {
     /// The input's own folder under the output root (see [`Routing::output_prefix`]).
     fn input_folder(&self, key: &str) -> Option<String> {
         let root = self.output_prefix.as_deref()?.trim_end_matches('/');
-        let (dir, file) = key.rsplit_once('/').unwrap_or(("", key));
-        let stem = match file.rsplit_once('.') {
-            Some((stem, _)) if !stem.is_empty() => stem,
-            _ => file,
-        };
+        let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let (_, stem) = file_and_stem(key);
         let path = if dir.is_empty() {
             stem.to_owned()
         } else {
