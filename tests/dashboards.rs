@@ -1,528 +1,41 @@
-//! The dashboards ask only for metrics and labels that longwave emits.
+//! The dashboards and alert rules ask only for metrics and labels that longwave emits.
 //!
 //! Every JSON file under `dashboards/` is read. Grafana dashboards (they have `panels`): every
-//! PromQL query (panel targets, annotations, query variables) is tokenised and parsed just enough
-//! to find its metric names, the labels of its selectors and the labels of its `by (…)`,
-//! `without (…)`, `on (…)`, `ignoring (…)` and `group_left/right (…)` clauses; each is checked
-//! against [`longwave::telemetry::names::CATALOGUE`]. CloudWatch dashboards (they have
-//! `widgets`): every metric of the `Longwave` namespace (plain rows and `SEARCH` expressions) must
-//! be in the catalogue, must not be a histogram (the CloudWatch agent drops histograms), may use
-//! only the metric's labels plus the dimensions the agent adds, and must be one of the metric and
+//! PromQL query (panel targets, annotations, query variables) is parsed into an AST by the
+//! `promql-parser` crate, with Grafana's variables substituted, and every series it reads and
+//! every label it names is checked against [`longwave::telemetry::names::CATALOGUE`]
+//! (`tests/common/promql.rs`). Every rule file under `dashboards/prometheus/` goes through the
+//! same check, recorded series included. CloudWatch dashboards (they have `widgets`): every
+//! metric of the `Longwave` namespace (plain rows and `SEARCH` expressions) must be in the
+//! catalogue, must not be a histogram (the CloudWatch agent drops histograms), may use only the
+//! metric's labels plus the dimensions the agent adds, and must be one of the metric and
 //! dimension sets the agent's `metric_declaration` in `deploy/longwave.yaml` actually emits.
 //!
-//! The checker is small on purpose: it knows PromQL's shape (selectors, functions, aggregations,
-//! binary operators and their modifiers), not its full grammar. Anything it does not understand
-//! is an error, never a silent pass. Tests at the end prove it fails on a misspelled metric, a
-//! wrong label and the other mistakes it exists to catch.
+//! Anything the checker does not understand is an error, never a silent pass. Tests at the end
+//! prove it fails on a misspelled metric, a wrong label and the other mistakes it exists to
+//! catch. tests/prometheus.rs runs the same queries and rules on a real Prometheus.
 
 #![allow(clippy::unwrap_used)] // test code: a panic is a test failure, which is what we want
 
-use longwave::telemetry::names::{lookup, MetricDef, MetricKind};
+mod common;
+
+use common::promql::{
+    check_promql, grafana_queries, grafana_variable_queries, read_rules, substitute_variables,
+    Known,
+};
+use longwave::telemetry::names::{lookup, MetricKind};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-/// Labels Prometheus attaches to every scraped series (target labels), whatever the metric.
-const TARGET_LABELS: &[&str] = &["job", "instance"];
 /// The CloudWatch namespace the agent writes longwave's metrics to (`emf_processor`).
 const CW_NAMESPACE: &str = "Longwave";
 /// Dimensions the agent's scrape config adds to every longwave series (static target labels).
 const CW_TARGET_DIMENSIONS: &[&str] = &["ClusterName", "ServiceName"];
 
-/// PromQL aggregation operators (space-separated): they may take `by (…)`/`without (…)` before
-/// or after their arguments.
-const AGGREGATIONS: &str = "\
-    sum min max avg group stddev stdvar count count_values bottomk topk quantile limitk \
-    limit_ratio";
-/// PromQL functions of Prometheus 2.x/3.x (space-separated); a name followed by `(` that is not
-/// here is an error.
-const FUNCTIONS: &str = "\
-    abs absent absent_over_time ceil changes clamp clamp_max clamp_min day_of_month \
-    day_of_week day_of_year days_in_month delta deriv exp floor histogram_avg \
-    histogram_count histogram_fraction histogram_quantile histogram_stddev histogram_stdvar \
-    histogram_sum holt_winters hour idelta increase irate label_join label_replace ln log2 \
-    log10 minute month predict_linear rate resets round scalar sgn sort sort_desc \
-    sort_by_label sort_by_label_desc sqrt time timestamp vector year avg_over_time \
-    min_over_time max_over_time sum_over_time count_over_time quantile_over_time \
-    stddev_over_time stdvar_over_time last_over_time present_over_time mad_over_time acos \
-    acosh asin asinh atan atanh cos cosh sin sinh tan tanh deg rad pi";
-
-/// Whether `word` is in the space-separated `list`.
-fn is_one_of(list: &str, word: &str) -> bool {
-    list.split_whitespace().any(|w| w == word)
-}
-
-/// Binary operators spelled as words.
-const WORD_OPERATORS: &[&str] = &["and", "or", "unless", "atan2"];
-
-// ---------------------------------------------------------------------------------------------
-// Catalogue lookups
-// ---------------------------------------------------------------------------------------------
-
-/// A series name as a query writes it: a catalogue metric, or a histogram's `_bucket`, `_sum` or
-/// `_count` series.
-#[derive(Debug, Clone, Copy)]
-struct Series {
-    def: &'static MetricDef,
-    /// `_bucket` series carry the `le` label.
-    bucket: bool,
-}
-
-impl Series {
-    fn resolve(name: &str) -> Result<Series, String> {
-        if let Some(def) = lookup(name) {
-            return Ok(Series { def, bucket: false });
-        }
-        for suffix in ["_bucket", "_sum", "_count"] {
-            if let Some(base) = name.strip_suffix(suffix) {
-                match lookup(base) {
-                    Some(def) if def.kind == MetricKind::Histogram => {
-                        return Ok(Series {
-                            def,
-                            bucket: suffix == "_bucket",
-                        })
-                    }
-                    Some(_) => {
-                        return Err(format!(
-                            "`{name}`: `{base}` is not a histogram, it has no `{suffix}` series"
-                        ))
-                    }
-                    None => {}
-                }
-            }
-        }
-        Err(format!("metric `{name}` is not in the catalogue"))
-    }
-
-    fn has_label(&self, label: &str) -> bool {
-        self.def.labels.contains(&label)
-            || TARGET_LABELS.contains(&label)
-            || (self.bucket && label == "le")
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// PromQL: tokens
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Str,
-    Num,
-    /// A Grafana variable (`$job`, `${job}`, `$__rate_interval`) outside a string.
-    Var,
-    /// `[5m]`, `[$__rate_interval]`, `[1h:5m]`: a range or subquery, skipped whole.
-    Range,
-    Op(String),
-    LParen,
-    RParen,
-    LBrace,
-    RBrace,
-    Comma,
-}
-
-fn tokenize(expr: &str) -> Result<Vec<Tok>, String> {
-    let chars: Vec<char> = expr.chars().collect();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    let ident_start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':';
-    let ident_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            _ if c.is_whitespace() => i += 1,
-            '#' => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '"' | '\'' | '`' => {
-                i += 1;
-                while i < chars.len() && chars[i] != c {
-                    if chars[i] == '\\' && c != '`' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                if i >= chars.len() {
-                    return Err("unterminated string".into());
-                }
-                i += 1;
-                toks.push(Tok::Str);
-            }
-            '[' => {
-                while i < chars.len() && chars[i] != ']' {
-                    i += 1;
-                }
-                if i >= chars.len() {
-                    return Err("unterminated `[`".into());
-                }
-                i += 1;
-                toks.push(Tok::Range);
-            }
-            '$' => {
-                i += 1;
-                if chars.get(i) == Some(&'{') {
-                    while i < chars.len() && chars[i] != '}' {
-                        i += 1;
-                    }
-                    i += 1;
-                } else {
-                    while i < chars.len() && ident_char(chars[i]) {
-                        i += 1;
-                    }
-                }
-                toks.push(Tok::Var);
-            }
-            _ if c.is_ascii_digit()
-                || (c == '.' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
-            {
-                // Numbers, exponents and durations (`0.95`, `1e-9`, `0x1f`, `5m`, `1h30m`).
-                while i < chars.len() {
-                    let d = chars[i];
-                    if (d == 'e' || d == 'E') && matches!(chars.get(i + 1), Some('+') | Some('-')) {
-                        i += 2;
-                    } else if d.is_ascii_alphanumeric() || d == '.' || d == '_' {
-                        i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                toks.push(Tok::Num);
-            }
-            _ if ident_start(c) => {
-                let start = i;
-                while i < chars.len() && ident_char(chars[i]) {
-                    i += 1;
-                }
-                toks.push(Tok::Ident(chars[start..i].iter().collect()));
-            }
-            '(' => {
-                toks.push(Tok::LParen);
-                i += 1;
-            }
-            ')' => {
-                toks.push(Tok::RParen);
-                i += 1;
-            }
-            '{' => {
-                toks.push(Tok::LBrace);
-                i += 1;
-            }
-            '}' => {
-                toks.push(Tok::RBrace);
-                i += 1;
-            }
-            ',' => {
-                toks.push(Tok::Comma);
-                i += 1;
-            }
-            _ => {
-                let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
-                if ["==", "!=", "=~", "!~", ">=", "<="].contains(&two.as_str()) {
-                    toks.push(Tok::Op(two));
-                    i += 2;
-                } else if "=<>+-*/%^@".contains(c) {
-                    toks.push(Tok::Op(c.to_string()));
-                    i += 1;
-                } else {
-                    return Err(format!("unexpected character `{c}`"));
-                }
-            }
-        }
-    }
-    Ok(toks)
-}
-
-// ---------------------------------------------------------------------------------------------
-// PromQL: a parser that only collects and checks names
-// ---------------------------------------------------------------------------------------------
-
-struct Parser {
-    toks: Vec<Tok>,
-    pos: usize,
-    errors: Vec<String>,
-}
-
-impl Parser {
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
-    }
-
-    fn peek_ident(&self, words: &[&str]) -> bool {
-        matches!(self.peek(), Some(Tok::Ident(w)) if words.contains(&w.as_str()))
-    }
-
-    fn next(&mut self) -> Option<Tok> {
-        let tok = self.toks.get(self.pos).cloned();
-        self.pos += 1;
-        tok
-    }
-
-    fn expect(&mut self, want: Tok) -> Result<(), String> {
-        match self.next() {
-            Some(tok) if tok == want => Ok(()),
-            other => Err(format!("expected {want:?}, found {other:?}")),
-        }
-    }
-
-    /// `expr := unary (binary-operator modifiers unary)*`; returns the series it reads.
-    fn expr(&mut self) -> Result<Vec<Series>, String> {
-        let mut used = self.unary()?;
-        loop {
-            let binary = match self.peek() {
-                Some(Tok::Op(op)) => !["=", "=~", "!~", "@"].contains(&op.as_str()),
-                Some(Tok::Ident(w)) => WORD_OPERATORS.contains(&w.as_str()),
-                _ => false,
-            };
-            if !binary {
-                return Ok(used);
-            }
-            self.next();
-            let mut matching = Vec::new();
-            if self.peek_ident(&["bool"]) {
-                self.next();
-            }
-            if self.peek_ident(&["on", "ignoring"]) {
-                self.next();
-                matching.extend(self.label_list()?);
-            }
-            if self.peek_ident(&["group_left", "group_right"]) {
-                self.next();
-                if self.peek() == Some(&Tok::LParen) {
-                    matching.extend(self.label_list()?);
-                }
-            }
-            used.extend(self.unary()?);
-            self.check_grouping("on/ignoring/group", &matching, &used);
-        }
-    }
-
-    fn unary(&mut self) -> Result<Vec<Series>, String> {
-        while matches!(self.peek(), Some(Tok::Op(op)) if op == "-" || op == "+") {
-            self.next();
-        }
-        let used = self.primary()?;
-        loop {
-            match self.peek() {
-                Some(Tok::Range) => {
-                    self.next();
-                }
-                Some(Tok::Ident(w)) if w == "offset" => {
-                    self.next();
-                    if matches!(self.peek(), Some(Tok::Op(op)) if op == "-") {
-                        self.next();
-                    }
-                    match self.next() {
-                        Some(Tok::Num) | Some(Tok::Var) => {}
-                        other => {
-                            return Err(format!("expected a duration after offset: {other:?}"))
-                        }
-                    }
-                }
-                Some(Tok::Op(op)) if op == "@" => {
-                    self.next();
-                    match self.next() {
-                        Some(Tok::Num) | Some(Tok::Var) => {}
-                        Some(Tok::Ident(w)) if w == "start" || w == "end" => {
-                            self.expect(Tok::LParen)?;
-                            self.expect(Tok::RParen)?;
-                        }
-                        other => return Err(format!("expected a time after @: {other:?}")),
-                    }
-                }
-                _ => return Ok(used),
-            }
-        }
-    }
-
-    fn primary(&mut self) -> Result<Vec<Series>, String> {
-        match self.next() {
-            Some(Tok::Num) | Some(Tok::Str) | Some(Tok::Var) => Ok(Vec::new()),
-            Some(Tok::LParen) => {
-                let used = self.expr()?;
-                self.expect(Tok::RParen)?;
-                Ok(used)
-            }
-            Some(Tok::LBrace) => Err("a selector without a metric name ({…}) cannot be checked; \
-                 name the metric"
-                .into()),
-            Some(Tok::Ident(name)) if is_one_of(AGGREGATIONS, &name) => {
-                let mut grouping = Vec::new();
-                if self.peek_ident(&["by", "without"]) {
-                    self.next();
-                    grouping = self.label_list()?;
-                }
-                self.expect(Tok::LParen)?;
-                let used = self.args()?;
-                if grouping.is_empty() && self.peek_ident(&["by", "without"]) {
-                    self.next();
-                    grouping = self.label_list()?;
-                }
-                self.check_grouping(&format!("{name} by/without"), &grouping, &used);
-                Ok(used)
-            }
-            Some(Tok::Ident(name)) if is_one_of(FUNCTIONS, &name) => {
-                self.expect(Tok::LParen)?;
-                self.args()
-            }
-            Some(Tok::Ident(name)) if self.peek() == Some(&Tok::LParen) => {
-                Err(format!("unknown function `{name}`"))
-            }
-            Some(Tok::Ident(name))
-                if [
-                    "by",
-                    "without",
-                    "on",
-                    "ignoring",
-                    "group_left",
-                    "group_right",
-                    "bool",
-                    "offset",
-                ]
-                .contains(&name.as_str())
-                    || WORD_OPERATORS.contains(&name.as_str()) =>
-            {
-                Err(format!("unexpected keyword `{name}`"))
-            }
-            Some(Tok::Ident(name)) => self.selector(&name),
-            other => Err(format!("unexpected {other:?}")),
-        }
-    }
-
-    /// `name` or `name{label op "value", …}`.
-    fn selector(&mut self, name: &str) -> Result<Vec<Series>, String> {
-        let series = match Series::resolve(name) {
-            Ok(series) => Some(series),
-            Err(error) => {
-                self.errors.push(error);
-                None
-            }
-        };
-        if self.peek() == Some(&Tok::LBrace) {
-            self.next();
-            loop {
-                match self.next() {
-                    Some(Tok::RBrace) => break,
-                    Some(Tok::Ident(label)) => {
-                        match self.next() {
-                            Some(Tok::Op(op)) if ["=", "!=", "=~", "!~"].contains(&op.as_str()) => {
-                            }
-                            other => {
-                                return Err(format!(
-                                    "expected a matcher after `{label}`: {other:?}"
-                                ))
-                            }
-                        }
-                        self.expect(Tok::Str)?;
-                        if let Some(series) = series {
-                            if !series.has_label(&label) {
-                                self.errors.push(format!(
-                                    "`{name}` has no label `{label}` (it has: {})",
-                                    label_list_text(series)
-                                ));
-                            }
-                        }
-                        if self.peek() == Some(&Tok::Comma) {
-                            self.next();
-                        }
-                    }
-                    other => {
-                        return Err(format!("unexpected {other:?} in the selector of `{name}`"))
-                    }
-                }
-            }
-        }
-        Ok(series.into_iter().collect())
-    }
-
-    /// `( expr, expr, … )` after the opening parenthesis has been taken.
-    fn args(&mut self) -> Result<Vec<Series>, String> {
-        let mut used = Vec::new();
-        if self.peek() == Some(&Tok::RParen) {
-            self.next();
-            return Ok(used);
-        }
-        loop {
-            used.extend(self.expr()?);
-            match self.next() {
-                Some(Tok::Comma) => {}
-                Some(Tok::RParen) => return Ok(used),
-                other => return Err(format!("expected `,` or `)`, found {other:?}")),
-            }
-        }
-    }
-
-    /// `(label, label, …)`.
-    fn label_list(&mut self) -> Result<Vec<String>, String> {
-        self.expect(Tok::LParen)?;
-        let mut labels = Vec::new();
-        loop {
-            match self.next() {
-                Some(Tok::RParen) => return Ok(labels),
-                Some(Tok::Ident(label)) => labels.push(label),
-                Some(Tok::Comma) => {}
-                other => return Err(format!("unexpected {other:?} in a label list")),
-            }
-        }
-    }
-
-    /// A grouping or matching label must be carried by at least one series it applies to.
-    fn check_grouping(&mut self, clause: &str, labels: &[String], used: &[Series]) {
-        for label in labels {
-            if !used.is_empty() && !used.iter().any(|s| s.has_label(label)) {
-                let names: Vec<&str> = used.iter().map(|s| s.def.name).collect();
-                self.errors.push(format!(
-                    "`{clause} ({label})`: no series here has the label `{label}` ({})",
-                    names.join(", ")
-                ));
-            }
-        }
-    }
-}
-
-fn label_list_text(series: Series) -> String {
-    let mut labels: Vec<&str> = series.def.labels.to_vec();
-    labels.extend(TARGET_LABELS);
-    if series.bucket {
-        labels.push("le");
-    }
-    labels.join(", ")
-}
-
-/// Every problem with one PromQL expression (empty when it only names catalogue metrics and
-/// their labels).
-fn check_promql(expr: &str) -> Vec<String> {
-    let toks = match tokenize(expr) {
-        Ok(toks) => toks,
-        Err(error) => return vec![error],
-    };
-    let mut parser = Parser {
-        toks,
-        pos: 0,
-        errors: Vec::new(),
-    };
-    match parser.expr() {
-        Ok(used) => {
-            if parser.pos < parser.toks.len() {
-                parser.errors.push(format!(
-                    "unparsed rest from token {:?}",
-                    parser.toks[parser.pos]
-                ));
-            } else if used.is_empty() {
-                parser
-                    .errors
-                    .push("the query reads no longwave metric".into());
-            }
-        }
-        Err(error) => parser.errors.push(error),
-    }
-    parser.errors
-}
-
 /// A Grafana Prometheus variable query: `label_values(expr, label)`, `label_values(label)`,
 /// `query_result(expr)` or plain PromQL.
 fn check_variable_query(query: &str) -> Vec<String> {
+    let known = Known::catalogue();
     let query = query.trim();
     if let Some(inner) = query
         .strip_prefix("label_values(")
@@ -533,13 +46,12 @@ fn check_variable_query(query: &str) -> Vec<String> {
                 "`{query}`: name the metric so the label can be checked"
             )];
         };
-        let mut errors = check_promql(expr);
+        let mut errors = check_promql(expr, &known);
         let label = label.trim();
-        let carried = tokenize(expr).ok().into_iter().flatten().any(|t| match t {
-            Tok::Ident(name) => Series::resolve(&name).is_ok_and(|s| s.has_label(label)),
-            _ => false,
-        });
-        if !carried {
+        let carried = known
+            .resolve(expr.trim())
+            .is_ok_and(|s| s.labels.iter().any(|l| l == label));
+        if !carried && errors.is_empty() {
             errors.push(format!("`{query}`: the metric has no label `{label}`"));
         }
         errors
@@ -547,9 +59,9 @@ fn check_variable_query(query: &str) -> Vec<String> {
         .strip_prefix("query_result(")
         .and_then(|q| q.strip_suffix(')'))
     {
-        check_promql(inner)
+        check_promql(inner, &known)
     } else {
-        check_promql(query)
+        check_promql(query, &known)
     }
 }
 
@@ -590,58 +102,26 @@ fn check_grafana(dashboard: &Value) -> Vec<String> {
     }
     walk_datasources(dashboard, &mut errors);
 
-    let mut check = |place: String, expr: &str| {
-        for error in check_promql(expr) {
-            errors.push(format!("{place}: {error}\n    in: {expr}"));
-        }
-    };
-    let mut panels = Vec::new();
-    collect_panels(&dashboard["panels"], &mut panels);
+    let known = Known::catalogue();
     let mut queries = 0;
-    for panel in &panels {
-        let title = panel["title"].as_str().unwrap_or("(untitled)");
-        for target in panel["targets"].as_array().into_iter().flatten() {
-            if let Some(expr) = target["expr"].as_str() {
-                queries += 1;
-                check(format!("panel `{title}` target {}", target["refId"]), expr);
-            }
+    for query in grafana_queries(dashboard) {
+        queries += 1;
+        let checked = substitute_variables(&query.expr, dashboard)
+            .map_or_else(|error| vec![error], |expr| check_promql(&expr, &known));
+        for error in checked {
+            errors.push(format!("{}: {error}\n    in: {}", query.place, query.expr));
         }
     }
-    for annotation in dashboard["annotations"]["list"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        if let Some(expr) = annotation["expr"].as_str() {
-            queries += 1;
-            check(format!("annotation `{}`", annotation["name"]), expr);
-        }
-    }
-    for variable in &variables {
-        if variable["type"] != "query" {
-            continue;
-        }
-        let query = match &variable["query"] {
-            Value::String(q) => q.clone(),
-            q => q["query"].as_str().unwrap_or_default().to_string(),
-        };
+    for (name, query) in grafana_variable_queries(dashboard) {
         queries += 1;
         for error in check_variable_query(&query) {
-            errors.push(format!("variable `{}`: {error}", variable["name"]));
+            errors.push(format!("variable `{name}`: {error}"));
         }
     }
     if queries == 0 {
         errors.push("no PromQL query found".into());
     }
     errors
-}
-
-/// Panels, including those inside collapsed rows.
-fn collect_panels<'a>(panels: &'a Value, out: &mut Vec<&'a Value>) {
-    for panel in panels.as_array().into_iter().flatten() {
-        out.push(panel);
-        collect_panels(&panel["panels"], out);
-    }
 }
 
 /// Every `datasource` object must name its UID through a variable (or be a built-in one).
@@ -1014,8 +494,21 @@ fn the_agent_declares_only_catalogue_metrics() {
 // The checker itself: it must fail on the mistakes it exists to catch.
 // ---------------------------------------------------------------------------------------------
 
+/// The problems of `expr` with the dashboard's `$job` and `$target_backlog`, for the checker's
+/// own tests.
+fn problems(expr: &str) -> Vec<String> {
+    let dashboard = serde_json::json!({"templating": {"list": [
+        {"name": "job", "type": "query"},
+        {"name": "target_backlog", "type": "textbox", "query": "10"},
+    ]}});
+    substitute_variables(expr, &dashboard).map_or_else(
+        |error| vec![error],
+        |expr| check_promql(&expr, &Known::catalogue()),
+    )
+}
+
 fn assert_rejects(expr: &str, needle: &str) {
-    let errors = check_promql(expr);
+    let errors = problems(expr);
     assert!(
         errors.iter().any(|e| e.contains(needle)),
         "expected an error containing {needle:?} for {expr}, got {errors:?}"
@@ -1023,7 +516,7 @@ fn assert_rejects(expr: &str, needle: &str) {
 }
 
 fn assert_accepts(expr: &str) {
-    let errors = check_promql(expr);
+    let errors = problems(expr);
     assert!(errors.is_empty(), "{expr}: {errors:?}");
 }
 
@@ -1084,12 +577,18 @@ fn checker_understands_promql_shapes() {
         "sum(longwave_job_slots) / on (stage) sum(longwave_job_slots_busy)",
         "`stage`",
     );
-    assert_rejects("sum(rat(longwave_job_slots[5m]))", "unknown function `rat`");
+    assert_rejects("sum(rat(longwave_job_slots[5m]))", "does not parse");
+    assert_accepts(r#"{__name__="longwave_job_slots", job="x"}"#);
+    assert_rejects(r#"{job="longwave"}"#, "without a metric name");
+    assert_rejects("sum(longwave_job_slots", "does not parse");
     assert_rejects(
-        r#"{__name__="longwave_job_slots"}"#,
-        "without a metric name",
+        r#"sum(rate(longwave_job_slots{job=~"$nosuchvar"}[5m]))"#,
+        "`$nosuchvar`: no such dashboard variable",
     );
-    assert_rejects("sum(longwave_job_slots", "expected");
+    assert_rejects(
+        r#"label_replace(longwave_job_slots, "stage", "$1", "job", "(.*)")"#,
+        "invents labels",
+    );
     assert_rejects("vector(1)", "reads no longwave metric");
 }
 
@@ -1180,4 +679,90 @@ fn checker_rejects_wrong_cloudwatch_metrics() {
         "{errors:?}"
     );
     assert_eq!(errors.len(), 2, "{errors:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus rule files
+// ---------------------------------------------------------------------------------------------
+
+fn rule_files() -> Vec<PathBuf> {
+    let dir = repo().join("dashboards/prometheus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".yml") && !name.ends_with(".test.yml")
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every problem of one rule file's expressions against the catalogue and its own recordings.
+fn check_rules(path: &Path) -> Vec<String> {
+    let rules = read_rules(path);
+    let (known, mut errors) = Known::with_recordings(&rules);
+    for rule in &rules {
+        for error in check_promql(&rule.expr, &known) {
+            errors.push(format!("{}: {error}", rule.name));
+        }
+    }
+    if !rules.iter().any(|r| !r.record) {
+        errors.push("no alerting rule".into());
+    }
+    errors
+}
+
+#[test]
+fn every_rule_reads_only_catalogue_metrics_and_labels() {
+    let files = rule_files();
+    assert!(!files.is_empty(), "no rule file in dashboards/prometheus");
+    let mut report = Vec::new();
+    for path in &files {
+        report.extend(
+            check_rules(path)
+                .into_iter()
+                .map(|e| format!("{}: {e}", path.display())),
+        );
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
+#[test]
+fn checker_rejects_a_misspelled_metric_in_a_rule_and_follows_recorded_labels() {
+    let path = repo().join("dashboards/prometheus/longwave-rules.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yml");
+    // A misspelled metric in an alert; a label the recorded series does not keep.
+    let misspelled = text.replacen(
+        "longwave_queue_visibility_extension_failures_total",
+        "longwave_queue_visibility_extension_failure_total",
+        1,
+    );
+    let wrong_label = text.replacen(
+        "expr: longwave:memory_rss_over_budget:ratio > 0.9",
+        "expr: longwave:memory_rss_over_budget:ratio{stage=\"x\"} > 0.9",
+        1,
+    );
+    assert_ne!(misspelled, text);
+    assert_ne!(wrong_label, text);
+    std::fs::write(&broken, misspelled).unwrap();
+    let errors = check_rules(&broken);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("LongwaveVisibilityExtensionsFailing")
+                && e.contains("not in the catalogue")),
+        "{errors:?}"
+    );
+    std::fs::write(&broken, wrong_label).unwrap();
+    let errors = check_rules(&broken);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`longwave:memory_rss_over_budget:ratio` has no label `stage`")),
+        "{errors:?}"
+    );
 }

@@ -7,70 +7,13 @@
 mod common;
 
 use common::aws::{aws_ok, bucket, endpoint, keys, pending_uploads, unique, upload};
+use common::worker::{
+    depth, free_port, generate, queues, sample_sum, send, wait_until, Worker, LONG_WAIT,
+};
 use longwave::telemetry::CATALOGUE;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A queue and its dead-letter queue; `redrive` = the queue moves messages to the DLQ after
-/// that many receives.
-struct Queues {
-    url: String,
-    dlq: String,
-}
-
-fn queues(test: &str, redrive: Option<u32>) -> Queues {
-    let name = unique(test);
-    let dlq_name = format!("{name}-dlq");
-    let dlq: serde_json::Value =
-        serde_json::from_str(&aws_ok(&["sqs", "create-queue", "--queue-name", &dlq_name])).unwrap();
-    let dlq = dlq["QueueUrl"].as_str().unwrap().to_string();
-    let mut args = vec!["sqs", "create-queue", "--queue-name", &name];
-    let attributes;
-    if let Some(count) = redrive {
-        let arn = format!("arn:aws:sqs:us-east-1:123456789012:{dlq_name}");
-        let policy =
-            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": count.to_string()});
-        attributes = serde_json::json!({ "RedrivePolicy": policy.to_string() }).to_string();
-        args.extend(["--attributes", &attributes]);
-    }
-    let url: serde_json::Value = serde_json::from_str(&aws_ok(&args)).unwrap();
-    Queues {
-        url: url["QueueUrl"].as_str().unwrap().to_string(),
-        dlq,
-    }
-}
-
-fn send(queue: &str, body: &str) {
-    aws_ok(&[
-        "sqs",
-        "send-message",
-        "--queue-url",
-        queue,
-        "--message-body",
-        body,
-    ]);
-}
-
-/// (visible, in flight) message counts.
-fn depth(queue: &str) -> (u64, u64) {
-    let out = aws_ok(&[
-        "sqs",
-        "get-queue-attributes",
-        "--queue-url",
-        queue,
-        "--attribute-names",
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let get = |name: &str| v["Attributes"][name].as_str().unwrap().parse().unwrap();
-    (
-        get("ApproximateNumberOfMessages"),
-        get("ApproximateNumberOfMessagesNotVisible"),
-    )
-}
 
 fn get_json(bucket: &str, key: &str, dir: &Path) -> serde_json::Value {
     let path = dir.join(unique("get"));
@@ -84,22 +27,6 @@ fn get_json(bucket: &str, key: &str, dir: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// A generated speech-like recording of `seconds` (`.wav`, `.mp3` or `.flac` by `name`).
-fn generate(dir: &Path, name: &str, seconds: u32) -> PathBuf {
-    let path = dir.join(name);
-    let out = Command::new(env!("CARGO_BIN_EXE_longwave"))
-        .args(["generate", "--seconds", &seconds.to_string()])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
-
 /// An object's ETag as S3 events write it (without quotes), and its version id if any.
 fn head(bucket: &str, key: &str) -> (String, Option<String>) {
     let out = aws_ok(&["s3api", "head-object", "--bucket", bucket, "--key", key]);
@@ -109,146 +36,6 @@ fn head(bucket: &str, key: &str) -> (String, Option<String>) {
         v["VersionId"].as_str().map(str::to_owned),
     )
 }
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A worker process, killed on drop; its JSON log goes to a file for diagnosis.
-struct Worker {
-    child: Child,
-    log: PathBuf,
-    metrics_port: u16,
-}
-
-impl Worker {
-    fn start(queue: &str, extra: &[&str], env: &[(&str, &str)], dir: &Path) -> Worker {
-        let metrics_port = free_port();
-        let log = dir.join(format!("{}.log", unique("worker")));
-        let child = Command::new(env!("CARGO_BIN_EXE_longwave"))
-            .args(["worker", "--queue-url", queue, "--wait-seconds", "1"])
-            .args(["--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let worker = Worker {
-            child,
-            log,
-            metrics_port,
-        };
-        worker.wait_for("the metrics endpoint", Duration::from_secs(30), |w| {
-            w.try_scrape().is_some()
-        });
-        worker
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn try_scrape(&self) -> Option<String> {
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
-        stream
-            .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.").then(|| body.to_string())
-    }
-
-    fn scrape(&self) -> String {
-        self.try_scrape()
-            .unwrap_or_else(|| panic!("cannot scrape /metrics; log:\n{}", self.log()))
-    }
-
-    /// The value of one sample line (`name{labels} value`), summed over lines whose labels
-    /// contain every `labels` pair.
-    fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        sample_sum(&self.scrape(), name, labels)
-    }
-
-    fn wait_for(&self, what: &str, timeout: Duration, mut done: impl FnMut(&Self) -> bool) {
-        let start = Instant::now();
-        while !done(self) {
-            assert!(
-                start.elapsed() < timeout,
-                "timed out after {timeout:?} waiting for {what}; worker log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "worker did not exit within {timeout:?}; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn sample_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (metric, label_text) = match series.split_once('{') {
-                Some((m, rest)) => (m, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            (metric == name
-                && labels
-                    .iter()
-                    .all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\""))))
-            .then(|| value.parse::<f64>().ok())
-            .flatten()
-        })
-        .sum()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-const LONG_WAIT: Duration = Duration::from_secs(240);
 
 #[test]
 fn twenty_jobs_three_corrupt_one_invalid_end_in_sixteen_outputs_and_four_dead_letters() {
@@ -492,6 +279,30 @@ fn metrics_endpoint_serves_every_catalogue_entry_with_its_type() {
         "promtool check metrics: {}{}",
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
+    );
+}
+
+#[test]
+fn the_queue_backlog_is_published_from_sqs_own_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("depth");
+    let q = queues("depth", Some(3));
+    // Long enough that the first job is still running when the worker first reads the queue.
+    upload(&generate(dir.path(), "long.wav", 120), &b, "in/long.wav");
+    for i in 0..5 {
+        let body = serde_json::json!({"input": format!("s3://{b}/in/long.wav"), "output": format!("s3://{b}/out/{i}/"), "preset": "8d"});
+        send(&q.url, &body.to_string());
+    }
+    let worker = Worker::start(&q.url, &["--max-jobs", "1"], &[], dir.path());
+    worker.wait_for("a queue depth sample", Duration::from_secs(20), |w| {
+        w.scrape().contains("longwave_queue_messages{")
+    });
+    let visible = worker.metric("longwave_queue_messages", &[("state", "visible")]);
+    let in_flight = worker.metric("longwave_queue_messages", &[("state", "in_flight")]);
+    // Read at startup: all five waiting, or one taken by the single slot.
+    assert!(
+        (visible, in_flight) == (5.0, 0.0) || (visible, in_flight) == (4.0, 1.0),
+        "visible {visible}, in flight {in_flight}"
     );
 }
 

@@ -41,6 +41,12 @@ pub const S3_REQUEST_DURATION_SECONDS: &str = "longwave_s3_request_duration_seco
 pub const S3_UNCONDITIONAL_WRITES_TOTAL: &str = "longwave_s3_unconditional_writes_total";
 /// Visibility-timeout extensions (heartbeats) of in-flight messages.
 pub const QUEUE_VISIBILITY_EXTENSIONS_TOTAL: &str = "longwave_queue_visibility_extensions_total";
+/// Visibility-timeout extensions SQS refused or that did not arrive (the message may reappear).
+pub const QUEUE_VISIBILITY_EXTENSION_FAILURES_TOTAL: &str =
+    "longwave_queue_visibility_extension_failures_total";
+/// Messages in the job queue as SQS approximates them, by state (visible = the backlog,
+/// in_flight = received and not yet deleted), sampled by each worker.
+pub const QUEUE_MESSAGES: &str = "longwave_queue_messages";
 /// Messages sent to the dead-letter queue (explicitly, or left for the redrive policy).
 pub const DEAD_LETTERED_MESSAGES_TOTAL: &str = "longwave_dead_lettered_messages_total";
 /// The computed memory bound of this process at its configured job slots.
@@ -222,6 +228,20 @@ pub const CATALOGUE: &[MetricDef] = &[
         kind: MetricKind::Counter,
         labels: &[],
         help: "Visibility-timeout extensions of in-flight messages.",
+        buckets: &[],
+    },
+    MetricDef {
+        name: QUEUE_VISIBILITY_EXTENSION_FAILURES_TOTAL,
+        kind: MetricKind::Counter,
+        labels: &[],
+        help: "Visibility-timeout extensions that failed; the message may reappear and run twice.",
+        buckets: &[],
+    },
+    MetricDef {
+        name: QUEUE_MESSAGES,
+        kind: MetricKind::Gauge,
+        labels: &["state"],
+        help: "Messages in the job queue as SQS approximates them, by state (visible, in_flight), sampled every 30 s.",
         buckets: &[],
     },
     MetricDef {

@@ -127,6 +127,33 @@ impl Queue {
         Ok((visibility, redrive))
     }
 
+    /// The queue's approximate (visible, in flight) message counts: the backlog and the work
+    /// taken. SQS's own figures, eventually consistent (they lag by up to a minute).
+    ///
+    /// # Errors
+    /// [`QueueError`] on a failed call.
+    pub async fn depth(&self) -> Result<(u64, u64), QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| sqs_error("GetQueueAttributes", &self.url, e))?;
+        let count = |name: &QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            count(&QueueAttributeName::ApproximateNumberOfMessages),
+            count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+
     /// Long-polls for up to `max` messages (1–10), waiting up to `wait`, each hidden for
     /// `visibility` once received.
     ///

@@ -6,6 +6,8 @@
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod promql;
+pub mod worker;
 
 use longwave::audio::{Block, StreamSpec};
 use longwave::encode::{create_encoder, OutputFormat, WavSampleFormat};
