@@ -4,7 +4,8 @@
 #   - flac: the reference FLAC decoder (`flac -t`) judges every FLAC the encoder matrix writes.
 #   - sox: makes streaming WAVs (`sox … -t wav -`) as pipelines do, for the header tests.
 #   - fonts-dejavu-core: the font of the load-test harness's plots.
-#   - prometheus: for promtool, which lints a real worker's /metrics.
+#   - prometheus: the server tests/prometheus.rs runs the dashboards and rules on, and promtool,
+#     which lints a real worker's /metrics and unit-tests the rules.
 # Safe to run repeatedly; does nothing when everything is present.
 set -euo pipefail
 
@@ -14,7 +15,7 @@ command -v ffprobe >/dev/null 2>&1 || need_apt+=(ffmpeg)
 command -v flac >/dev/null 2>&1 || need_apt+=(flac)
 command -v sox >/dev/null 2>&1 || need_apt+=(sox)
 # promtool (Debian's prometheus package) lints a real worker's /metrics (tests/worker.rs).
-command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || need_apt+=(prometheus)
 # The load-test harness draws its plots' text with DejaVu Sans (loadtest/src/plot.rs).
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 
@@ -29,7 +30,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-for tool in ffmpeg ffprobe flac sox promtool; do
+for tool in ffmpeg ffprobe flac sox promtool prometheus; do
     command -v "$tool" >/dev/null 2>&1 || { echo "setup-test-env: $tool still missing after install" >&2; exit 1; }
 done
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || { echo "setup-test-env: DejaVuSans.ttf still missing after install" >&2; exit 1; }

@@ -1,5 +1,6 @@
 //! `longwave process` on S3 objects end to end, against the local S3 server the test command
-//! starts (scripts/test.sh → scripts/local-aws.sh). The aws CLI is the independent client: it
+//! starts (scripts/test.sh → scripts/local-aws.sh, then again on SeaweedFS through
+//! scripts/local-seaweedfs.sh). The aws CLI is the independent client: it
 //! uploads the inputs and fetches the outputs, so our own client is not the only judge.
 
 #![allow(clippy::unwrap_used)] // test helpers: a panic is a test failure, which is what we want
