@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: the one command that runs every check and test (README and .ci/run call this).
-# Order: environment → fmt → clippy → deploy lint → tests → fuzz smoke → docs → benches build → the release
-# binary the Dockerfile ships, smoke-tested.
+# Order: environment → fmt → clippy → deploy lint → tests (moto, then the S3 tests on SeaweedFS) →
+# fuzz smoke → docs → benches build → the release binary the Dockerfile ships, smoke-tested → the
+# image itself when its inputs changed.
 #
 # Everything compiles in the release profile, once: clippy, the tests, the docs, the benches
 # (the bench profile inherits release with the same settings, so cargo reuses its artifacts) and
@@ -81,6 +82,11 @@ for out in "$smoke_dir/8d.mp3" "$smoke_dir/8d.mp3.manifest.json" \
     "$smoke_dir/oneshot/piece_0001.wav" "$smoke_dir/oneshot/manifest.json"; do
     [ -s "$out" ] || { echo "smoke: the demo did not write $out" >&2; exit 1; }
 done
+# The container image, built for real (buildah, base images made locally, no registry) and run
+# read-only as uid 65532 against the local SQS/S3 server: only when its inputs changed since the
+# last verified build (deploy/image-inputs.sha256), as a cold build takes about 20 minutes.
+echo "== container image (scripts/build-image.sh --if-changed)" >&2
+bash scripts/build-image.sh --if-changed
 echo "== all checks passed" >&2
 # One closing line for the whole suite (cargo prints one summary per test binary).
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"
