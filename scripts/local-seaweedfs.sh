@@ -13,7 +13,7 @@
 #
 # The venv lives in ${LONGWAVE_SEAWEEDFS_VENV:-$HOME/.cache/longwave/seaweedfs-venv}; state
 # (data, pid, env file, log) in ${LONGWAVE_SEAWEEDFS_STATE:-$HOME/.cache/longwave/seaweedfs-state}.
-# Without an IAM configuration `weed mini` accepts any credentials, like moto.
+# The server checks signatures with the tests' fake credentials (test/test), as AWS would.
 set -euo pipefail
 
 SEAWEEDFS_VERSION="4.48"
@@ -36,21 +36,18 @@ running() {
     [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null
 }
 
-# Ready when a bucket can be made and an object written and read back: S3 answers before the
-# volume server has registered with the master, and a write then fails.
+# Ready when the master can assign a file id (a volume server has registered, so a write will
+# land; S3 answers before that) and the S3 port answers.
 ready() {
-    "$VENV/bin/python" - "$1" <<'PY' 2>/dev/null
-import sys, urllib.request
-base = f"http://127.0.0.1:{sys.argv[1]}/lw-readiness-probe"
-def call(method, url, data=None):
-    req = urllib.request.Request(url, data=data, method=method)
-    return urllib.request.urlopen(req, timeout=2).read()
+    "$VENV/bin/python" - "$1" "$2" <<'PY' 2>/dev/null
+import json, sys, urllib.error, urllib.request
+master, s3 = sys.argv[1], sys.argv[2]
+assigned = json.load(urllib.request.urlopen(f"http://127.0.0.1:{master}/dir/assign", timeout=2))
+assert assigned.get("fid"), assigned
 try:
-    call("PUT", base)
-except Exception:
-    pass  # exists already
-call("PUT", base + "/probe", b"ready")
-assert call("GET", base + "/probe") == b"ready"
+    urllib.request.urlopen(f"http://127.0.0.1:{s3}/", timeout=2)
+except urllib.error.HTTPError:
+    pass  # 403 to an unsigned request: S3 is up and checks signatures
 PY
 }
 
@@ -61,30 +58,37 @@ start() {
         echo "local-seaweedfs: already running (pid $(cat "$PID_FILE"))" >&2
         return 0
     fi
-    local s3 pid
+    stop_quietly
+    local s3 master pid
     for _ in 1 2 3; do
         rm -rf "$STATE/data"
         mkdir -p "$STATE/data"
         s3=$(free_port)
-        # Every listener on a free loopback port (two runs can share a machine); the admin UI,
-        # WebDAV and the Iceberg/Lance catalogues off.
-        NO_PROXY=127.0.0.1 "$VENV/bin/weed" mini -dir="$STATE/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
-            -s3.port="$s3" -master.port="$(free_port)" -volume.port="$(free_port)" \
-            -filer.port="$(free_port)" -admin.ui=false -webdav=false \
+        master=$(free_port)
+        # Configured as AWS behaves: one identity with the tests' credentials (weed mini takes it
+        # from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), so every request's signature is checked,
+        # and no bucket created on first write (its default for admin identities; AWS answers
+        # NoSuchBucket). Unset, weed mini would accept anonymous requests and answer a write to
+        # a missing bucket with AccessDenied. Every listener on a free loopback port (two runs
+        # can share a machine); the admin UI, WebDAV and the Iceberg/Lance catalogues off.
+        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test NO_PROXY=127.0.0.1 \
+            "$VENV/bin/weed" mini -dir="$STATE/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+            -s3.port="$s3" -master.port="$master" -volume.port="$(free_port)" \
+            -filer.port="$(free_port)" -admin.ui=false -webdav=false -s3.autoCreateBucket=false \
             -s3.port.iceberg=0 -s3.port.lance=0 >"$LOG_FILE" 2>&1 </dev/null &
         pid=$!
         echo "$pid" >"$PID_FILE"
-        for _ in $(seq 1 150); do
+        # Up in about 2 s when idle; allow 60 s on a loaded 2-core machine.
+        for _ in $(seq 1 300); do
             if ! kill -0 "$pid" 2>/dev/null; then break; fi
-            if NO_PROXY=127.0.0.1 ready "$s3"; then
+            if NO_PROXY=127.0.0.1 ready "$master" "$s3"; then
                 write_env "$s3"
                 echo "local-seaweedfs: SeaweedFS $SEAWEEDFS_VERSION S3 on http://127.0.0.1:$s3 (pid $pid)" >&2
                 return 0
             fi
             sleep 0.2
         done
-        kill "$pid" 2>/dev/null || true
-        rm -f "$PID_FILE"
+        stop_quietly
         echo "local-seaweedfs: weed mini did not come up, retrying" >&2
     done
     tail -30 "$LOG_FILE" >&2 || true
@@ -103,6 +107,18 @@ export NO_PROXY=127.0.0.1,localhost
 export no_proxy=127.0.0.1,localhost
 export LONGWAVE_TEST_S3_SERVER=seaweedfs
 EOT
+}
+
+# Stops a server this state dir started, waiting for it to exit (before its data dir goes).
+stop_quietly() {
+    if running; then
+        local pid
+        pid=$(cat "$PID_FILE")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$PID_FILE"
 }
 
 stop() {

@@ -47,13 +47,17 @@ bash scripts/local-aws.sh start
 . "$(bash scripts/local-aws.sh env)"
 cargo test --release --locked 2>&1 | tee "$test_log"
 # The S3 tests again against a second, independent S3 implementation (SeaweedFS `weed mini`;
-# S3 only, so the SQS tests stay on moto). Where the two differ the tests say so.
+# S3 only, so the SQS tests stay on moto), which unlike moto checks every request's signature.
+# One test is moto-only: it fakes a server that ignores Range by deleting the signed Range
+# header in a proxy, which a signature-checking server rightly refuses (403); what it tests is
+# the client's reaction, which does not depend on the server.
 echo "== S3 tests against SeaweedFS" >&2
 bash scripts/local-seaweedfs.sh start
 (
     # shellcheck disable=SC1090
     . "$(bash scripts/local-seaweedfs.sh env)"
-    cargo test --release --locked --test s3_io --test s3_process
+    cargo test --release --locked --test s3_io --test s3_process -- \
+        --skip a_server_that_ignores_range_never_yields_wrong_bytes_or_the_whole_object
 ) 2>&1 | tee -a "$test_log"
 bash scripts/local-seaweedfs.sh stop
 # The load-test harness (loadtest/): its unit tests and a ~10 s end-to-end smoke against two
@@ -84,7 +88,8 @@ for out in "$smoke_dir/8d.mp3" "$smoke_dir/8d.mp3.manifest.json" \
 done
 # The container image, built for real (buildah, base images made locally, no registry) and run
 # read-only as uid 65532 against the local SQS/S3 server: only when its inputs changed since the
-# last verified build (deploy/image-inputs.sha256), as a cold build takes about 20 minutes.
+# last verified build (deploy/image-inputs.sha256), as a cold build takes about 9 minutes and
+# needs root (it re-runs itself through sudo).
 echo "== container image (scripts/build-image.sh --if-changed)" >&2
 bash scripts/build-image.sh --if-changed
 echo "== all checks passed" >&2

@@ -19,10 +19,9 @@
 
 mod common;
 
-use common::promql::{
-    check_promql, grafana_queries, grafana_variable_queries, read_rules, substitute_variables,
-    Known,
-};
+use common::grafana::{grafana_queries, grafana_variable_queries, substitute_variables};
+use common::promql::{check_promql, Known};
+use common::rules::read_rules;
 use longwave::telemetry::names::{lookup, MetricKind};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -576,6 +575,18 @@ fn checker_understands_promql_shapes() {
     assert_rejects(
         "sum(longwave_job_slots) / on (stage) sum(longwave_job_slots_busy)",
         "`stage`",
+    );
+    // A label must reach its clause, not merely exist on the series read.
+    assert_rejects(
+        "sum by (outcome) (sum by (instance) (longwave_jobs_finished_total))",
+        "no series here has the label `outcome`",
+    );
+    assert_rejects(
+        "sum(longwave_job_slots) / on (instance) sum(longwave_job_slots_busy)",
+        "no series here has the label `instance`",
+    );
+    assert_accepts(
+        "sum by (instance) (longwave_job_slots) / on (instance) sum by (instance) (longwave_job_slots_busy)",
     );
     assert_rejects("sum(rat(longwave_job_slots[5m]))", "does not parse");
     assert_accepts(r#"{__name__="longwave_job_slots", job="x"}"#);

@@ -294,11 +294,13 @@ fn the_queue_backlog_is_published_from_sqs_own_counts() {
         send(&q.url, &body.to_string());
     }
     let worker = Worker::start(&q.url, &["--max-jobs", "1"], &[], dir.path());
+    // The series appear with the first read (never a placeholder 0 before it).
     worker.wait_for("a queue depth sample", Duration::from_secs(20), |w| {
         w.scrape().contains("longwave_queue_messages{")
     });
-    let visible = worker.metric("longwave_queue_messages", &[("state", "visible")]);
-    let in_flight = worker.metric("longwave_queue_messages", &[("state", "in_flight")]);
+    let page = worker.scrape();
+    let visible = sample_sum(&page, "longwave_queue_messages", &[("state", "visible")]);
+    let in_flight = sample_sum(&page, "longwave_queue_messages", &[("state", "in_flight")]);
     // Read at startup: all five waiting, or one taken by the single slot.
     assert!(
         (visible, in_flight) == (5.0, 0.0) || (visible, in_flight) == (4.0, 1.0),

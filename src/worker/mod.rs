@@ -151,6 +151,11 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> Result<WorkerSumm
     // Counters a dashboard or alert watches for rare events start at 0: a series that appears
     // only with its first event hides that event from rate() and leaves the panel on "No data".
     metrics::counter!(names::JOBS_RECEIVED_TOTAL, "source" => "invalid").increment(0);
+    // Successes too: a new task's first success must be an increase the alerts can see.
+    for outcome in ["success", "duplicate"] {
+        metrics::counter!(names::JOBS_FINISHED_TOTAL, "outcome" => outcome, "error_type" => "none")
+            .increment(0);
+    }
     for route in ["explicit", "redrive"] {
         metrics::counter!(names::DEAD_LETTERED_MESSAGES_TOTAL, "route" => route).increment(0);
     }
@@ -504,18 +509,32 @@ const QUEUE_DEPTH_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Publishes the queue's backlog (visible) and in-flight counts every
 /// [`QUEUE_DEPTH_INTERVAL`], so Prometheus alone can tell a growing backlog (the alert
-/// rules in `dashboards/prometheus/`); aborted when the worker stops. A failed read keeps the
-/// last figures and is logged at debug: the job loop reports queue trouble loudly already.
+/// rules in `dashboards/prometheus/`); aborted when the worker stops. The series appear with
+/// the first successful read (never a made-up 0); a read that fails keeps the last figures and
+/// is logged once as a warning, and the recovery once as info.
 async fn sample_queue_depth(queue: Queue) {
-    let visible = metrics::gauge!(names::QUEUE_MESSAGES, "state" => "visible");
-    let in_flight = metrics::gauge!(names::QUEUE_MESSAGES, "state" => "in_flight");
+    let mut gauges: Option<(metrics::Gauge, metrics::Gauge)> = None;
+    let mut failing = false;
     loop {
         match queue.depth().await {
             Ok((shown, taken)) => {
+                let (visible, in_flight) = gauges.get_or_insert_with(|| {
+                    (
+                        metrics::gauge!(names::QUEUE_MESSAGES, "state" => "visible"),
+                        metrics::gauge!(names::QUEUE_MESSAGES, "state" => "in_flight"),
+                    )
+                });
                 visible.set(shown as f64);
                 in_flight.set(taken as f64);
+                if std::mem::take(&mut failing) {
+                    tracing::info!("Queue depth readable again.");
+                }
             }
-            Err(error) => tracing::debug!(error = %error, "Queue depth not read."),
+            Err(error) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(error = %error, "Queue depth not read; longwave_queue_messages keeps its last figures.");
+                }
+            }
         }
         tokio::time::sleep(QUEUE_DEPTH_INTERVAL).await;
     }
@@ -560,8 +579,16 @@ async fn heartbeat_loop(
                     tracing::debug!(extend_s = extend.as_secs(), "Visibility extended.");
                 }
                 Err(error) => {
-                    failures.increment(1);
-                    tracing::warn!(error = %error, "Visibility heartbeat failed.")
+                    // A message settled (deleted) since the snapshot above has no visibility
+                    // left to extend: not a failure.
+                    let still_in_flight = registry
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .contains_key(&id);
+                    if still_in_flight {
+                        failures.increment(1);
+                        tracing::warn!(error = %error, "Visibility heartbeat failed.")
+                    }
                 }
             }
         }

@@ -142,15 +142,20 @@ impl Queue {
             .send()
             .await
             .map_err(|e| sqs_error("GetQueueAttributes", &self.url, e))?;
-        let count = |name: &QueueAttributeName| {
-            out.attributes()
-                .and_then(|a| a.get(name))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
+        // A missing or unreadable count is an error, not 0: an empty-looking queue would hide
+        // the backlog the figure exists to show.
+        let count = |name: QueueAttributeName| {
+            let text = out.attributes().and_then(|a| a.get(&name));
+            text.and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| QueueError {
+                    op: "GetQueueAttributes",
+                    queue: self.url.clone(),
+                    reason: format!("{name} is {text:?}, not a count"),
+                })
         };
         Ok((
-            count(&QueueAttributeName::ApproximateNumberOfMessages),
-            count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            count(QueueAttributeName::ApproximateNumberOfMessages)?,
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
         ))
     }
 

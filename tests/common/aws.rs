@@ -16,27 +16,6 @@ pub fn endpoint() -> String {
     }
 }
 
-/// Which S3 implementation the tests talk to: `scripts/test.sh` runs the S3 tests against moto
-/// (`scripts/local-aws.sh`) and again against SeaweedFS (`scripts/local-seaweedfs.sh`, whose
-/// env file sets `LONGWAVE_TEST_S3_SERVER=seaweedfs`). Where the two answer differently, the
-/// test names both answers and which one AWS documents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum S3Server {
-    /// moto's server mode (the default; also serves SQS).
-    Moto,
-    /// SeaweedFS `weed mini` (S3 only).
-    SeaweedFs,
-}
-
-/// The S3 implementation of this run, from `LONGWAVE_TEST_S3_SERVER` (unset = moto).
-pub fn s3_server() -> S3Server {
-    match std::env::var("LONGWAVE_TEST_S3_SERVER").as_deref() {
-        Err(_) | Ok("") | Ok("moto") => S3Server::Moto,
-        Ok("seaweedfs") => S3Server::SeaweedFs,
-        Ok(other) => panic!("LONGWAVE_TEST_S3_SERVER={other}: expected moto or seaweedfs"),
-    }
-}
-
 /// Runs the aws CLI against the local server.
 pub fn aws(args: &[&str]) -> Output {
     let cli = std::env::var("LONGWAVE_AWS_CLI").unwrap_or_else(|_| "aws".to_owned());

@@ -6,7 +6,9 @@
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod grafana;
 pub mod promql;
+pub mod rules;
 pub mod worker;
 
 use longwave::audio::{Block, StreamSpec};

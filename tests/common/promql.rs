@@ -1,20 +1,21 @@
-//! The PromQL the dashboards and alert rules write, read three ways: parsed into an AST by the
-//! `promql-parser` crate and checked against longwave's metric catalogue (tests/dashboards.rs),
-//! and run against a real Prometheus scraping real workers (tests/prometheus.rs).
+//! The PromQL the dashboards and alert rules write, parsed into an AST by the `promql-parser`
+//! crate and checked against longwave's metric catalogue (tests/dashboards.rs; tests/prometheus.rs
+//! runs the same queries on a real Prometheus).
 //!
 //! The catalogue check finds every series a query reads and every label it names (selectors,
 //! `by`/`without`, `on`/`ignoring`, `group_left`/`group_right`): a metric not in
 //! [`longwave::telemetry::names::CATALOGUE`], a label the metric does not carry, `le` outside a
 //! `_bucket` series or `_bucket`/`_sum`/`_count` of a non-histogram is an error, and so is
 //! anything the checker cannot see through (a selector without a metric name, a label invented
-//! by `label_replace`), never a silent pass. Series recorded by the rule files are known by the
-//! labels their expressions keep.
+//! by `label_replace`), never a silent pass. A grouping or matching label must reach the clause
+//! (`sum by (outcome) (sum by (instance) (…))` is an error). Series recorded by the rule files are
+//! known by the labels their expressions keep.
 
+use super::rules::Rule;
 use longwave::telemetry::names::{lookup, MetricKind};
 use promql_parser::label::{Labels, MatchOp, METRIC_NAME};
+use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr, LabelModifier, VectorMatchCardinality, VectorSelector};
-use serde_json::Value;
-use std::path::Path;
 
 /// Labels Prometheus attaches to every scraped series (target labels), whatever the metric.
 pub const TARGET_LABELS: &[&str] = &["job", "instance"];
@@ -22,14 +23,6 @@ pub const TARGET_LABELS: &[&str] = &["job", "instance"];
 /// Prometheus's own per-target series, which the rules may read beside longwave's (with the
 /// target labels only).
 const SCRAPE_SERIES: &[&str] = &["up"];
-
-/// What Grafana's built-in interval variables become, in the checks and against the test's
-/// Prometheus (which scrapes every second, so a minute holds enough samples for `rate`).
-const BUILTIN_VARIABLES: &[(&str, &str)] = &[
-    ("__rate_interval", "1m"),
-    ("__interval", "15s"),
-    ("__range", "5m"),
-];
 
 /// A series a query reads and the labels it carries.
 #[derive(Debug, Clone)]
@@ -153,7 +146,8 @@ fn series_read(expr: &Expr, known: &Known, errors: &mut Vec<String>) -> Vec<Seri
             }
             if let Some(modifier) = &aggregate.modifier {
                 let clause = format!("{} by/without", aggregate.op);
-                check_carried(&clause, modifier.labels(), &used, errors);
+                let reaching = reaching_labels(&[&aggregate.expr], &used, known);
+                check_carried(&clause, modifier.labels(), &reaching, &used, errors);
             }
             used
         }
@@ -161,11 +155,12 @@ fn series_read(expr: &Expr, known: &Known, errors: &mut Vec<String>) -> Vec<Seri
             let mut used = series_read(&binary.lhs, known, errors);
             used.extend(series_read(&binary.rhs, known, errors));
             if let Some(modifier) = &binary.modifier {
+                let reaching = reaching_labels(&[&binary.lhs, &binary.rhs], &used, known);
                 if let Some(matching) = &modifier.matching {
-                    check_carried("on/ignoring", matching.labels(), &used, errors);
+                    check_carried("on/ignoring", matching.labels(), &reaching, &used, errors);
                 }
                 if let Some(labels) = modifier.card.labels() {
-                    check_carried("group_left/group_right", labels, &used, errors);
+                    check_carried("group_left/group_right", labels, &reaching, &used, errors);
                 }
             }
             used
@@ -240,10 +235,29 @@ fn selector_series(
     vec![series]
 }
 
-/// A grouping or matching label must be carried by at least one series it applies to.
-fn check_carried(clause: &str, labels: &Labels, used: &[Series], errors: &mut Vec<String>) {
+/// The labels that reach a clause over `operands`: what the operands' results carry, or, where
+/// the checker cannot tell (its error is reported elsewhere), the labels of the series read.
+fn reaching_labels(operands: &[&Expr], used: &[Series], known: &Known) -> Vec<String> {
+    let mut labels = Vec::new();
+    for operand in operands {
+        match output_labels(operand, known) {
+            Ok(carried) => labels.extend(carried),
+            Err(_) => return used.iter().flat_map(|s| s.labels.clone()).collect(),
+        }
+    }
+    labels
+}
+
+/// A grouping or matching label must reach the clause it names.
+fn check_carried(
+    clause: &str,
+    labels: &Labels,
+    reaching: &[String],
+    used: &[Series],
+    errors: &mut Vec<String>,
+) {
     for label in &labels.labels {
-        if !used.is_empty() && !used.iter().any(|s| s.has_label(label)) {
+        if !used.is_empty() && !reaching.contains(label) {
             let names: Vec<&str> = used.iter().map(|s| s.name.as_str()).collect();
             errors.push(format!(
                 "`{clause} ({label})`: no series here has the label `{label}` ({})",
@@ -260,20 +274,24 @@ fn output_labels(expr: &Expr, known: &Known) -> Result<Vec<String>, String> {
         Expr::Aggregate(aggregate) => {
             let inner = output_labels(&aggregate.expr, known)?;
             let op = aggregate.op.to_string();
+            // topk and friends select series and keep all their labels, whatever the grouping.
+            if ["topk", "bottomk", "limitk", "limit_ratio"].contains(&op.as_str()) {
+                return Ok(inner);
+            }
+            if op == "count_values" {
+                return Err("`count_values` adds a label the checker does not follow".into());
+            }
             Ok(match &aggregate.modifier {
                 Some(LabelModifier::Include(by)) => by.labels.clone(),
                 Some(LabelModifier::Exclude(without)) => inner
                     .into_iter()
                     .filter(|l| !without.labels.contains(l))
                     .collect(),
-                None if ["topk", "bottomk", "limitk", "limit_ratio"].contains(&op.as_str()) => {
-                    inner
-                }
                 None => Vec::new(),
             })
         }
         Expr::Binary(binary) => {
-            let scalar = |e: &Expr| matches!(e, Expr::NumberLiteral(_));
+            let scalar = |e: &Expr| e.value_type() == ValueType::Scalar;
             if scalar(&binary.lhs) {
                 return output_labels(&binary.rhs, known);
             }
@@ -285,7 +303,12 @@ fn output_labels(expr: &Expr, known: &Known) -> Result<Vec<String>, String> {
             let Some(modifier) = &binary.modifier else {
                 return Ok(lhs);
             };
+            let with = |mut side: Vec<String>, extra: &Labels| {
+                side.extend(extra.labels.iter().cloned());
+                side
+            };
             Ok(match (&modifier.card, &modifier.matching) {
+                // Set operators: `or` unites both sides' series, `and`/`unless` keep the left's.
                 (VectorMatchCardinality::ManyToMany, _) if binary.op.to_string() == "or" => {
                     let mut union = lhs;
                     union.extend(rhs);
@@ -293,14 +316,19 @@ fn output_labels(expr: &Expr, known: &Known) -> Result<Vec<String>, String> {
                     union.dedup();
                     union
                 }
+                (VectorMatchCardinality::ManyToMany, _) => lhs,
+                // group_left/right keep the "many" side's labels plus the ones they name.
+                (VectorMatchCardinality::ManyToOne(extra), _) => with(lhs, extra),
+                (VectorMatchCardinality::OneToMany(extra), _) => with(rhs, extra),
+                // One to one: `on` keeps only its labels, `ignoring` drops its labels.
                 (VectorMatchCardinality::OneToOne, Some(LabelModifier::Include(on))) => {
                     on.labels.clone()
                 }
-                (_, Some(LabelModifier::Exclude(ignoring))) => lhs
+                (VectorMatchCardinality::OneToOne, Some(LabelModifier::Exclude(ignoring))) => lhs
                     .into_iter()
                     .filter(|l| !ignoring.labels.contains(l))
                     .collect(),
-                _ => lhs,
+                (VectorMatchCardinality::OneToOne, None) => lhs,
             })
         }
         Expr::Unary(unary) => output_labels(&unary.expr, known),
@@ -321,7 +349,7 @@ fn output_labels(expr: &Expr, known: &Known) -> Result<Vec<String>, String> {
         }
         Expr::Call(call) => match call.func.name {
             "vector" | "time" | "scalar" => Ok(Vec::new()),
-            "label_replace" | "label_join" => Err(format!(
+            "label_replace" | "label_join" | "absent" | "absent_over_time" => Err(format!(
                 "`{}`: labels the checker cannot follow",
                 call.func.name
             )),
@@ -344,205 +372,4 @@ fn output_labels(expr: &Expr, known: &Known) -> Result<Vec<String>, String> {
         },
         Expr::Extension(_) => Err("an extension node".into()),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Grafana
-// ---------------------------------------------------------------------------------------------
-
-/// One PromQL query of a Grafana dashboard and where it is.
-#[derive(Debug, Clone)]
-pub struct PanelQuery {
-    /// Where it is, for messages: "panel `Title` target A", "annotation `Deploys`".
-    pub place: String,
-    /// The panel's legend template (`{{outcome}}`), when it has one.
-    pub legend: Option<String>,
-    /// The expression as written, with Grafana variables.
-    pub expr: String,
-}
-
-impl PanelQuery {
-    /// The labels the legend shows (`{{outcome}} {{error_type}}` → outcome, error_type).
-    pub fn legend_labels(&self) -> Vec<String> {
-        let mut labels = Vec::new();
-        let mut rest = self.legend.as_deref().unwrap_or_default();
-        while let Some(start) = rest.find("{{") {
-            let Some(end) = rest[start..].find("}}") else {
-                break;
-            };
-            labels.push(rest[start + 2..start + end].trim().to_string());
-            rest = &rest[start + end + 2..];
-        }
-        labels
-    }
-}
-
-/// Every PromQL query of a dashboard's panels (rows included) and annotations; CloudWatch
-/// targets (which have no `expr`) are left out. Variable queries are separate:
-/// [`grafana_variable_queries`].
-pub fn grafana_queries(dashboard: &Value) -> Vec<PanelQuery> {
-    let mut panels = Vec::new();
-    collect_panels(&dashboard["panels"], &mut panels);
-    let mut queries = Vec::new();
-    for panel in &panels {
-        let title = panel["title"].as_str().unwrap_or("(untitled)");
-        for target in panel["targets"].as_array().into_iter().flatten() {
-            if let Some(expr) = target["expr"].as_str() {
-                queries.push(PanelQuery {
-                    place: format!("panel `{title}` target {}", target["refId"]),
-                    legend: target["legendFormat"].as_str().map(str::to_owned),
-                    expr: expr.to_owned(),
-                });
-            }
-        }
-    }
-    for annotation in dashboard["annotations"]["list"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        if let Some(expr) = annotation["expr"].as_str() {
-            queries.push(PanelQuery {
-                place: format!("annotation `{}`", annotation["name"]),
-                legend: None,
-                expr: expr.to_owned(),
-            });
-        }
-    }
-    queries
-}
-
-/// (variable name, query) of every Grafana query variable.
-pub fn grafana_variable_queries(dashboard: &Value) -> Vec<(String, String)> {
-    dashboard["templating"]["list"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|v| v["type"] == "query")
-        .map(|v| {
-            let query = match &v["query"] {
-                Value::String(q) => q.clone(),
-                q => q["query"].as_str().unwrap_or_default().to_string(),
-            };
-            (v["name"].as_str().unwrap_or_default().to_string(), query)
-        })
-        .collect()
-}
-
-/// Panels, including those inside collapsed rows.
-pub fn collect_panels<'a>(panels: &'a Value, out: &mut Vec<&'a Value>) {
-    for panel in panels.as_array().into_iter().flatten() {
-        out.push(panel);
-        collect_panels(&panel["panels"], out);
-    }
-}
-
-/// `expr` with Grafana's variables replaced as a dashboard would run them: the interval
-/// built-ins by [`BUILTIN_VARIABLES`], text variables by their default, query variables by
-/// `.+` (the "All" regex).
-///
-/// # Errors
-/// A variable the dashboard does not define (Grafana would leave it as written, and a query
-/// with `"$typo"` in a string still runs, matching nothing).
-pub fn substitute_variables(expr: &str, dashboard: &Value) -> Result<String, String> {
-    let value_of = |name: &str| -> Option<String> {
-        if let Some((_, value)) = BUILTIN_VARIABLES.iter().find(|(n, _)| *n == name) {
-            return Some((*value).to_string());
-        }
-        let variable = dashboard["templating"]["list"]
-            .as_array()?
-            .iter()
-            .find(|v| v["name"] == name)?;
-        match variable["type"].as_str()? {
-            "textbox" | "constant" | "custom" => variable["query"].as_str().map(str::to_owned),
-            "query" => Some(".+".into()),
-            _ => None,
-        }
-    };
-    let mut out = String::with_capacity(expr.len());
-    let mut rest = expr;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
-            match braced.find('}') {
-                Some(end) => (&braced[..end], end + 2),
-                None => ("", 0),
-            }
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                .unwrap_or(after.len());
-            (&after[..end], end)
-        };
-        let regex_group = name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit());
-        match value_of(name) {
-            // `$1` in label_replace, a `$` at the end of a regex: not Grafana's.
-            _ if regex_group => out.push_str(&rest[at..at + 1 + consumed]),
-            Some(value) => out.push_str(&value),
-            None => {
-                return Err(format!(
-                    "`{}`: no such dashboard variable",
-                    &rest[at..at + 1 + consumed]
-                ))
-            }
-        }
-        rest = &after[consumed..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Rule files
-// ---------------------------------------------------------------------------------------------
-
-/// One recording or alerting rule of a Prometheus rule file.
-#[derive(Debug, Clone)]
-pub struct Rule {
-    /// The `record:` or `alert:` name.
-    pub name: String,
-    /// A recording rule (else an alert).
-    pub record: bool,
-    /// Its PromQL.
-    pub expr: String,
-    /// Its `labels:` (name, value).
-    pub labels: Vec<(String, String)>,
-}
-
-/// Every rule of a Prometheus rule file (YAML), in file order.
-pub fn read_rules(path: &Path) -> Vec<Rule> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let file: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut rules = Vec::new();
-    for group in file["groups"].as_sequence().into_iter().flatten() {
-        for rule in group["rules"].as_sequence().into_iter().flatten() {
-            let (name, record) = match (rule["record"].as_str(), rule["alert"].as_str()) {
-                (Some(name), None) => (name, true),
-                (None, Some(name)) => (name, false),
-                _ => panic!(
-                    "{}: a rule is neither record nor alert: {rule:?}",
-                    path.display()
-                ),
-            };
-            let labels = rule["labels"]
-                .as_mapping()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| {
-                    let text =
-                        |x: &serde_yaml_ng::Value| x.as_str().unwrap_or_default().to_string();
-                    (text(k), text(v))
-                })
-                .collect();
-            rules.push(Rule {
-                name: name.into(),
-                record,
-                expr: rule["expr"].as_str().unwrap_or_default().to_string(),
-                labels,
-            });
-        }
-    }
-    rules
 }
