@@ -37,7 +37,7 @@ STAMP=deploy/image-inputs.sha256
 # workspace's manifests and lock, and the scripts this one uses. Not src/: the code changes with
 # every commit and is built and tested by scripts/test.sh with the Dockerfile's own command.
 INPUTS=(Dockerfile .dockerignore Cargo.toml Cargo.lock loadtest/Cargo.toml
-    scripts/build-image.sh scripts/venv.sh scripts/local-aws.sh)
+    scripts/build-image.sh scripts/venv.sh scripts/local-aws.sh scripts/pidfile.sh)
 CACHE="${LONGWAVE_IMAGE_CACHE:-$HOME/.cache/longwave/image}"
 IMAGE=localhost/longwave:ci
 DIVE_VERSION="0.13.1"

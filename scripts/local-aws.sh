@@ -33,9 +33,9 @@ free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-running() {
-    [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null
-}
+# shellcheck source=scripts/pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
+running() { pid_running "$PID_FILE"; }
 
 start() {
     install_tools
@@ -84,18 +84,10 @@ EOF
 }
 
 stop() {
-    if running; then
-        local pid
-        pid=$(cat "$PID_FILE")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-        echo "local-aws: stopped (pid $pid)" >&2
-    fi
-    rm -f "$PID_FILE" "$ENV_FILE"
+    local pid
+    pid=$(stop_pid "$PID_FILE")
+    [ -z "$pid" ] || echo "local-aws: stopped (pid $pid)" >&2
+    rm -f "$ENV_FILE"
 }
 
 case "${1:-}" in

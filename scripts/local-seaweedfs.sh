@@ -32,9 +32,9 @@ free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-running() {
-    [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null
-}
+# shellcheck source=scripts/pidfile.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
+running() { pid_running "$PID_FILE"; }
 
 # Ready when the master can assign a file id (a volume server has registered, so a write will
 # land; S3 answers before that) and the S3 port answers.
@@ -58,7 +58,7 @@ start() {
         echo "local-seaweedfs: already running (pid $(cat "$PID_FILE"))" >&2
         return 0
     fi
-    stop_quietly
+    stop_pid "$PID_FILE" >/dev/null   # a server without its env file
     local s3 master pid
     for _ in 1 2 3; do
         rm -rf "$STATE/data"
@@ -88,7 +88,7 @@ start() {
             fi
             sleep 0.2
         done
-        stop_quietly
+        stop_pid "$PID_FILE" >/dev/null
         echo "local-seaweedfs: weed mini did not come up, retrying" >&2
     done
     tail -30 "$LOG_FILE" >&2 || true
@@ -109,31 +109,11 @@ export LONGWAVE_TEST_S3_SERVER=seaweedfs
 EOT
 }
 
-# Stops a server this state dir started, waiting for it to exit (before its data dir goes).
-stop_quietly() {
-    if running; then
-        local pid
-        pid=$(cat "$PID_FILE")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-    rm -f "$PID_FILE"
-}
-
 stop() {
-    if running; then
-        local pid
-        pid=$(cat "$PID_FILE")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -9 "$pid" 2>/dev/null || true
-        echo "local-seaweedfs: stopped (pid $pid)" >&2
-    fi
-    rm -f "$PID_FILE" "$ENV_FILE"
+    local pid
+    pid=$(stop_pid "$PID_FILE")
+    [ -z "$pid" ] || echo "local-seaweedfs: stopped (pid $pid)" >&2
+    rm -f "$ENV_FILE"
     rm -rf "$STATE/data"
 }
 
