@@ -1,12 +1,17 @@
 //! Spatial stages benchmark: `reverb` (pedalboard defaults) and `pan8d` (sine and binaural) on
-//! 10 s of stereo 44.1 kHz noise in 4096-frame blocks, as the chain feeds them.
+//! 10 s of stereo 44.1 kHz noise in 4096-frame blocks, as the chain feeds them; and the `8d`
+//! preset's whole chain on 10 s of speech-like audio.
 //! Reports frames per second (criterion throughput); divide by 44 100 for the realtime factor.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented public function
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use longwave::audio::{Block, StreamSpec};
-use longwave::dsp::{Pan8d, Pan8dParams, PanMode, Reverb, ReverbParams, Stage, StageContext};
+use longwave::dsp::{
+    Chain, Pan8d, Pan8dParams, PanMode, Reverb, ReverbParams, Stage, StageContext,
+};
+use longwave::job::{preset, BuildContext};
+use longwave::synth::SpeechLike;
 use std::hint::black_box;
 
 const SECONDS: usize = 10;
@@ -53,6 +58,43 @@ fn bench_stage(c: &mut Criterion, name: &str, mut stage: Box<dyn Stage>, blocks:
     group.finish();
 }
 
+/// The `8d` preset's whole chain (pan8d → reverb → gain → true-peak limiter) through
+/// [`Chain`], on 10 s of the speech-like generator (realistic levels: the limiter's detector
+/// sees mostly quiet frames and some peaks over its ceiling), as a job runs it.
+fn eightd_chain(c: &mut Criterion) {
+    let spec = StreamSpec::new(RATE, 2).expect("spec");
+    let mut generator = SpeechLike::new(spec, SECONDS as f64, 7);
+    let mut blocks = Vec::new();
+    loop {
+        let mut block = Block::new(2, BLOCK);
+        if generator.fill(&mut block) == 0 {
+            break;
+        }
+        blocks.push(block);
+    }
+    let stages = preset("8d")
+        .expect("8d preset")
+        .chain
+        .iter()
+        .map(|s| s.build(&BuildContext::default()))
+        .collect();
+    let mut chain = Chain::new(stages);
+    chain.prepare(spec, BLOCK).expect("prepare");
+    let frames: usize = blocks.iter().map(Block::frames).sum();
+    let mut group = c.benchmark_group("stages_space");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(frames as u64));
+    group.bench_function("eightd_chain", |b| {
+        b.iter(|| {
+            chain.reset();
+            for block in &blocks {
+                black_box(chain.process(block).channel(0));
+            }
+        });
+    });
+    group.finish();
+}
+
 fn stages_space(c: &mut Criterion) {
     let blocks = noise_blocks(SECONDS * RATE as usize);
     bench_stage(
@@ -78,5 +120,5 @@ fn stages_space(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, stages_space);
+criterion_group!(benches, stages_space, eightd_chain);
 criterion_main!(benches);

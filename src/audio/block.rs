@@ -117,6 +117,13 @@ impl Block {
         self.samples.iter().map(move |c| &c[..self.frames])
     }
 
+    /// All channels' valid samples, mutable, in channel order (stages that write several
+    /// channels in one pass).
+    pub fn channels_mut(&mut self) -> impl Iterator<Item = &mut [f32]> + '_ {
+        let frames = self.frames;
+        self.samples.iter_mut().map(move |c| &mut c[..frames])
+    }
+
     /// Copies `input`'s valid frames, channel count and start frame into `self`, which must have
     /// the same channel count and at least as much capacity.
     ///
