@@ -399,6 +399,18 @@ impl MinWindow {
         self.value[self.head]
     }
 
+    /// What `n ≥ 1` pushes of 1.0 do when every queued value is 1.0 (the limiter's settled
+    /// state): each push drops every entry not smaller than 1.0, so one entry remains, the
+    /// last. The deque's place in its ring is immaterial.
+    fn advance_ones(&mut self, n: usize) {
+        debug_assert!(n >= 1);
+        self.next += n as u64;
+        self.head = 0;
+        self.len = 1;
+        self.index[0] = self.next - 1;
+        self.value[0] = 1.0;
+    }
+
     fn reset(&mut self) {
         self.head = 0;
         self.len = 0;
@@ -438,6 +450,16 @@ impl BoxAverage {
         self.sum / self.ring.len() as f64
     }
 
+    /// What `n` pushes of 1.0 do when the ring holds only 1.0: the sum is unchanged
+    /// (`sum + 1 − 1`) unless the position wraps, where it is re-summed to exactly `len`.
+    fn advance_ones(&mut self, n: usize) {
+        let len = self.ring.len();
+        if self.pos + n >= len {
+            self.sum = len as f64;
+        }
+        self.pos = (self.pos + n) % len;
+    }
+
     fn reset(&mut self) {
         self.ring.fill(1.0);
         self.pos = 0;
@@ -460,16 +482,28 @@ impl BoxAverage {
 /// Every gain that step 4 averages within `D` frames of a peak comes from a minimum covering that
 /// peak, so the gain applied over the whole FIR span of any inter-sample peak is ≤ its required
 /// gain. The audio is a pure delay of `L + 4D` frames times that gain.
+///
+/// How it runs (the result is bit for bit the frame-by-frame definition above; a test holds it
+/// to a literal transcription): frames go in pieces of at most [`SCRATCH_FRAMES`]. Each channel
+/// keeps one linear buffer, the last `L + 4D` input samples followed by the piece, which serves
+/// both the interpolator's windows and the delay line. The interpolator runs branch by branch
+/// over the whole piece (each output still sums its taps in the same order, so the sums are the
+/// same, but the loop over frames vectorises). Two shortcuts skip work whose result is known:
+/// * a *quiet* piece, where every sample the interpolator reads is below `ceiling / Σ|h|` (the
+///   bound of any interpolated value, with margin for rounding), needs no interpolation: every
+///   interval is under the ceiling, so every required gain is 1;
+/// * a quiet piece while the gain path is *settled* (every step has output exactly 1 for longer
+///   than its longest window, so each window holds only ones, and the released gain has stopped
+///   moving) leaves the gain at 1: the windows are advanced in O(1) and the audio is copied
+///   through the delay.
 #[derive(Debug, Clone)]
 struct TruePeakLimiter {
     channels: usize,
     ceiling: f32,
+    /// Largest sample magnitude of a quiet piece (see the type's docs).
+    quiet_level: f32,
     release_coeff: f64,
     taps: [[f32; TAPS]; OVERSAMPLE - 1],
-    /// Per channel `2·TAPS` samples: each sample is written twice, so the last `TAPS` samples are
-    /// always one contiguous slice.
-    history: Vec<f32>,
-    history_pos: usize,
     previous_interval_peak: f32,
     min_window: MinWindow,
     average: BoxAverage,
@@ -477,20 +511,35 @@ struct TruePeakLimiter {
     /// Centred average of the released gain: removes fast gain modulation, which would otherwise
     /// create inter-sample overshoot the detector (which sees the input, not the output) misses.
     smoothing: BoxAverage,
-    /// Per channel `delay_len` samples: the audio path.
-    delay: Vec<f32>,
-    /// Scratch, `SCRATCH_FRAMES` long: per-frame linked interval peaks, then per-frame gains.
-    scratch: Vec<f32>,
+    /// Consecutive frames on which every step of the gain path gave exactly 1 and the released
+    /// gain did not move (saturating).
+    unity_frames: usize,
+    /// Pieces that took the settled shortcut (tests check the shortcut is exercised).
+    #[cfg(test)]
+    settled_pieces: usize,
+    /// Frames of [`Self::unity_frames`] after which every window holds only ones. (One unity
+    /// frame already implies it: a minimum, box average or smoothed value of exactly 1 over
+    /// values ≤ 1 means all are 1; waiting for the longest window is the margin that does not
+    /// lean on that float argument.)
+    settle_frames: usize,
+    /// Per channel `delay_len + SCRATCH_FRAMES` samples: the last `delay_len` input samples, then
+    /// the current piece.
+    lines: Vec<f32>,
+    /// Scratch, `SCRATCH_FRAMES` each: one branch of the interpolator over the piece; one
+    /// channel's interval peaks; the linked interval peaks, then the per-frame gains.
+    branch: Vec<f32>,
+    channel_peaks: Vec<f32>,
+    gains: Vec<f32>,
     delay_len: usize,
-    delay_pos: usize,
 }
 
 impl TruePeakLimiter {
-    /// Bytes of the buffers `new` allocated (history, delay line, scratch, windows).
+    /// Bytes of the buffers `new` allocated (lines, scratch, windows).
     fn state_bytes(&self) -> usize {
-        let f32s = self.history.capacity()
-            + self.delay.capacity()
-            + self.scratch.capacity()
+        let f32s = self.lines.capacity()
+            + self.branch.capacity()
+            + self.channel_peaks.capacity()
+            + self.gains.capacity()
             + self.min_window.value.capacity()
             + self.average.ring.capacity()
             + self.smoothing.ring.capacity();
@@ -512,38 +561,46 @@ impl TruePeakLimiter {
         // gain entering that average near a peak is ≤ the peak's required gain: the gain is
         // smooth and low over all FIR taps that build an inter-sample peak of the output.
         let delay_len = lookahead + 4 * FIR_DELAY;
+        let taps = interpolator_taps();
+        let ceiling = super::db_to_gain(threshold_db - SAFETY_MARGIN_DB) as f32;
+        // |Σ h·x| ≤ Σ|h| · max|x| for every branch (and the sample itself, Σ|h| ≥ 1 covers it);
+        // the 1e-4 margin dwarfs the f32 rounding of a 12-term sum (≈ 12 · 6e-8 relative).
+        let bound = taps
+            .iter()
+            .map(|branch| branch.iter().map(|&h| f64::from(h).abs()).sum::<f64>())
+            .fold(1.0, f64::max);
+        let quiet_level = (f64::from(ceiling) / (bound * (1.0 + 1e-4))) as f32;
+        let min_window = MinWindow::new(lookahead + 1 + 4 * FIR_DELAY);
+        let average = BoxAverage::new(lookahead + 1);
+        let smoothing = BoxAverage::new(2 * FIR_DELAY + 1);
+        let settle_frames = (min_window.index.len())
+            .max(average.ring.len())
+            .max(smoothing.ring.len());
         Self {
             channels,
-            ceiling: super::db_to_gain(threshold_db - SAFETY_MARGIN_DB) as f32,
+            ceiling,
+            quiet_level,
             release_coeff: 1.0 - (-1000.0 / (release_ms * fs)).exp(),
-            taps: interpolator_taps(),
-            history: vec![0.0; channels * 2 * TAPS],
-            history_pos: 0,
+            taps,
             previous_interval_peak: 0.0,
-            min_window: MinWindow::new(lookahead + 1 + 4 * FIR_DELAY),
-            smoothing: BoxAverage::new(2 * FIR_DELAY + 1),
-            average: BoxAverage::new(lookahead + 1),
+            min_window,
+            average,
             gain: 1.0,
-            delay: vec![0.0; channels * delay_len],
-            scratch: vec![0.0; SCRATCH_FRAMES],
+            smoothing,
+            unity_frames: 0,
+            #[cfg(test)]
+            settled_pieces: 0,
+            settle_frames,
+            lines: vec![0.0; channels * (delay_len + SCRATCH_FRAMES)],
+            branch: vec![0.0; SCRATCH_FRAMES],
+            channel_peaks: vec![0.0; SCRATCH_FRAMES],
+            gains: vec![0.0; SCRATCH_FRAMES],
             delay_len,
-            delay_pos: 0,
         }
     }
 
     fn latency_frames(&self) -> usize {
         self.delay_len
-    }
-
-    /// Peak magnitude over the interval `[i, i+1)` from the `TAPS` samples `x[i−5 ..= i+6]`.
-    #[inline]
-    fn interval_peak(taps: &[[f32; TAPS]; OVERSAMPLE - 1], window: &[f32]) -> f32 {
-        let mut peak = window[FIR_DELAY - 1].abs();
-        for branch in taps {
-            let v: f32 = window.iter().zip(branch).map(|(x, h)| x * h).sum();
-            peak = peak.max(v.abs());
-        }
-        peak
     }
 
     fn process(&mut self, input: &Block, output: &mut Block) {
@@ -557,30 +614,88 @@ impl TruePeakLimiter {
         }
     }
 
-    /// Processes frames `start .. start + len` (`len ≤ SCRATCH_FRAMES`) in three passes: detector
-    /// per channel, gain per frame, delay × gain per channel. Each pass is a tight loop over
-    /// contiguous memory, and the result is the same as a frame-by-frame loop.
+    /// Processes frames `start .. start + len` (`len ≤ SCRATCH_FRAMES`): detector, gain per
+    /// frame, delay × gain, each a tight loop over contiguous memory (see the type's docs).
     fn process_piece(&mut self, input: &Block, output: &mut Block, start: usize, len: usize) {
         let channels = input.channel_count().min(self.channels);
-        let peaks = &mut self.scratch[..len];
-        peaks.fill(0.0);
-        // 1. Detector: push each sample, interpolate the interval FIR_DELAY frames back; the
-        //    linked peak is the max over channels.
-        let mut history_pos = self.history_pos;
+        let line_len = self.delay_len + SCRATCH_FRAMES;
+        let delay_len = self.delay_len;
         for ch in 0..channels {
-            let history = &mut self.history[ch * 2 * TAPS..(ch + 1) * 2 * TAPS];
-            history_pos = self.history_pos;
-            for (peak, &x) in peaks.iter_mut().zip(&input.channel(ch)[start..start + len]) {
-                history_pos = wrap(history_pos + 1, TAPS);
-                history[history_pos] = x;
-                history[history_pos + TAPS] = x;
-                let window = &history[history_pos + 1..history_pos + 1 + TAPS];
-                *peak = peak.max(Self::interval_peak(&self.taps, window));
+            let line = &mut self.lines[ch * line_len..(ch + 1) * line_len];
+            line[delay_len..delay_len + len]
+                .copy_from_slice(&input.channel(ch)[start..start + len]);
+        }
+        // Every sample an interpolator window of this piece reads: the piece and the TAPS − 1
+        // before it. A NaN or an infinity is not quiet (the comparison fails).
+        let quiet_level = self.quiet_level;
+        let quiet = (0..channels).all(|ch| {
+            let line = &self.lines[ch * line_len..(ch + 1) * line_len];
+            line[delay_len + 1 - TAPS..delay_len + len]
+                .iter()
+                .fold(true, |quiet, &x| quiet & (x.abs() <= quiet_level))
+        });
+        if quiet && self.unity_frames >= self.settle_frames {
+            self.advance_settled(len);
+            self.gains[..len].fill(1.0);
+        } else {
+            self.gains[..len].fill(0.0);
+            if !quiet {
+                self.detect(channels, len);
+            }
+            // Quiet: every interval is under the ceiling; 0 stands for all of them (an interval
+            // only matters when it is above the ceiling).
+            self.gains_from_peaks(len);
+        }
+        // Audio path: the sample `delay_len` frames back times the gain (g == 1.0 leaves
+        // samples bit-exact).
+        let gains = &self.gains[..len];
+        for ch in 0..channels {
+            let line = &mut self.lines[ch * line_len..(ch + 1) * line_len];
+            let dst = &mut output.channel_mut(ch)[start..start + len];
+            for ((d, &x), &g) in dst.iter_mut().zip(&line[..len]).zip(gains) {
+                *d = x * g;
+            }
+            line.copy_within(len..len + delay_len, 0);
+        }
+    }
+
+    /// Fills `self.gains[..len]` with the linked interval peaks of the piece in the lines.
+    fn detect(&mut self, channels: usize, len: usize) {
+        let line_len = self.delay_len + SCRATCH_FRAMES;
+        // The window of piece frame i is line[first + i .. first + i + TAPS].
+        let first = self.delay_len + 1 - TAPS;
+        let linked = &mut self.gains[..len];
+        for ch in 0..channels {
+            let line = &self.lines[ch * line_len..(ch + 1) * line_len];
+            let peaks = &mut self.channel_peaks[..len];
+            // The sample at the interval's start, then each branch, in this order (as the
+            // definition's max chain; f32::max skips a NaN operand either way).
+            for (peak, &x) in peaks.iter_mut().zip(&line[first + FIR_DELAY - 1..]) {
+                *peak = x.abs();
+            }
+            for taps in &self.taps {
+                let sums = &mut self.branch[..len];
+                for (sum, &x) in sums.iter_mut().zip(&line[first..]) {
+                    *sum = x * taps[0];
+                }
+                for (t, &h) in taps.iter().enumerate().skip(1) {
+                    for (sum, &x) in sums.iter_mut().zip(&line[first + t..]) {
+                        *sum += x * h;
+                    }
+                }
+                for (peak, sum) in peaks.iter_mut().zip(sums.iter()) {
+                    *peak = peak.max(sum.abs());
+                }
+            }
+            for (l, &peak) in linked.iter_mut().zip(peaks.iter()) {
+                *l = l.max(peak);
             }
         }
-        self.history_pos = history_pos;
-        // 2. Gain per frame (overwrites the peaks in place).
-        for slot in peaks.iter_mut() {
+    }
+
+    /// Turns the linked interval peaks in `self.gains[..len]` into the per-frame gains, in place.
+    fn gains_from_peaks(&mut self, len: usize) {
+        for slot in &mut self.gains[..len] {
             let interval = *slot;
             let peak = interval.max(self.previous_interval_peak);
             self.previous_interval_peak = interval;
@@ -591,39 +706,51 @@ impl TruePeakLimiter {
             };
             let minimum = self.min_window.push(required);
             let target = self.average.push(minimum);
+            let previous_gain = self.gain;
             self.gain = if target < self.gain {
                 target
             } else {
                 self.gain + self.release_coeff * (target - self.gain)
             };
-            *slot = self.smoothing.push(self.gain as f32) as f32;
+            let smoothed = self.smoothing.push(self.gain as f32) as f32;
+            // The release converges to 1 but, in f64, stops a few ulps short where
+            // `c·(1 − g)` rounds away: a fixed point as good as 1 (its f32 is 1.0).
+            let unity = required == 1.0
+                && minimum == 1.0
+                && target == 1.0
+                && self.gain == previous_gain
+                && smoothed == 1.0;
+            self.unity_frames = if unity {
+                self.unity_frames.saturating_add(1)
+            } else {
+                0
+            };
+            *slot = smoothed;
         }
-        // 3. Audio path: a pure delay times the gain (g == 1.0 leaves samples bit-exact).
-        let gains = &self.scratch[..len];
-        let mut delay_pos = self.delay_pos;
-        for ch in 0..channels {
-            let line = &mut self.delay[ch * self.delay_len..(ch + 1) * self.delay_len];
-            delay_pos = self.delay_pos;
-            let src = &input.channel(ch)[start..start + len];
-            let dst = &mut output.channel_mut(ch)[start..start + len];
-            for ((d, &x), &g) in dst.iter_mut().zip(src).zip(gains) {
-                *d = std::mem::replace(&mut line[delay_pos], x) * g;
-                delay_pos = wrap(delay_pos + 1, self.delay_len);
-            }
+    }
+
+    /// `len` frames of a quiet piece while settled: what `len` frames of required gain 1 would
+    /// do to each window, in O(1). The released gain is at its fixed point and stays there.
+    fn advance_settled(&mut self, len: usize) {
+        #[cfg(test)]
+        {
+            self.settled_pieces += 1;
         }
-        self.delay_pos = delay_pos;
+        self.previous_interval_peak = 0.0;
+        self.min_window.advance_ones(len);
+        self.average.advance_ones(len);
+        self.smoothing.advance_ones(len);
+        self.unity_frames = self.unity_frames.saturating_add(len);
     }
 
     fn reset(&mut self) {
-        self.history.fill(0.0);
-        self.history_pos = 0;
         self.previous_interval_peak = 0.0;
         self.min_window.reset();
         self.average.reset();
         self.gain = 1.0;
         self.smoothing.reset();
-        self.delay.fill(0.0);
-        self.delay_pos = 0;
+        self.unity_frames = 0;
+        self.lines.fill(0.0);
     }
 }
 
@@ -915,6 +1042,154 @@ mod tests {
         // The quiet right channel is reduced by the loud left one (≈ −11.5 dB).
         let reduction = db(peak(&out[1][fs as usize / 2..]) / 0.1);
         assert!(reduction < -10.0, "right reduced by {reduction} dB");
+    }
+
+    /// The true-peak limiter's definition, frame by frame, as the doc comment of
+    /// [`TruePeakLimiter`] states it, without blocks, pieces or shortcuts: the stage must give
+    /// these samples bit for bit (its latency included: output frame `n` is input frame
+    /// `n − latency` times the gain).
+    fn reference_true_peak(params: &LimiterParams, fs: u32, input: &[Vec<f32>]) -> Vec<Vec<f32>> {
+        let taps = interpolator_taps();
+        let ceiling = crate::dsp::db_to_gain(params.threshold_db - SAFETY_MARGIN_DB) as f32;
+        let rate = f64::from(fs);
+        let release_coeff = 1.0 - (-1000.0 / (params.release_ms * rate)).exp();
+        let lookahead = ((params.lookahead_ms * rate / 1000.0).round() as usize).max(1);
+        let latency = lookahead + 4 * FIR_DELAY;
+        let mut min_window = MinWindow::new(lookahead + 1 + 4 * FIR_DELAY);
+        let mut average = BoxAverage::new(lookahead + 1);
+        let mut smoothing = BoxAverage::new(2 * FIR_DELAY + 1);
+        let (mut gain, mut previous) = (1.0f64, 0.0f32);
+        let frames = input[0].len();
+        let at = |ch: usize, n: isize| if n < 0 { 0.0 } else { input[ch][n as usize] };
+        let mut output = vec![vec![0.0f32; frames]; input.len()];
+        for n in 0..frames as isize {
+            // The interval [n − D, n − D + 1) of every channel, linked by the max.
+            let mut interval = 0.0f32;
+            for ch in 0..input.len() {
+                let window: Vec<f32> = (n + 1 - TAPS as isize..=n).map(|k| at(ch, k)).collect();
+                let mut channel_peak = window[FIR_DELAY - 1].abs();
+                for branch in &taps {
+                    let v: f32 = window.iter().zip(branch).map(|(x, h)| x * h).sum();
+                    channel_peak = channel_peak.max(v.abs());
+                }
+                interval = interval.max(channel_peak);
+            }
+            let peak = interval.max(previous);
+            previous = interval;
+            let required = if peak > ceiling { ceiling / peak } else { 1.0 };
+            let target = average.push(min_window.push(required));
+            gain = if target < gain {
+                target
+            } else {
+                gain + release_coeff * (target - gain)
+            };
+            let smoothed = smoothing.push(gain as f32) as f32;
+            for (ch, out) in output.iter_mut().enumerate() {
+                out[n as usize] = at(ch, n - latency as isize) * smoothed;
+            }
+        }
+        output
+    }
+
+    /// The stage itself (no chain, so its latency stays in) in blocks of `block` frames.
+    /// Also returns how many pieces took the settled shortcut.
+    fn run_stage(
+        params: &LimiterParams,
+        fs: u32,
+        input: &[Vec<f32>],
+        block: usize,
+    ) -> (Vec<Vec<f32>>, usize) {
+        let mut stage = Limiter::new(params.clone());
+        stage
+            .prepare(StreamSpec::new(fs, input.len()).expect("spec"), block)
+            .expect("prepare");
+        let mut output = vec![Vec::new(); input.len()];
+        let mut out = Block::new(input.len(), block);
+        for start in (0..input[0].len()).step_by(block) {
+            let end = (start + block).min(input[0].len());
+            let slices: Vec<&[f32]> = input.iter().map(|c| &c[start..end]).collect();
+            stage.process(
+                &Block::from_channels(&slices),
+                &mut out,
+                &mut StageContext::default(),
+            );
+            for (all, got) in output.iter_mut().zip(out.channels()) {
+                all.extend_from_slice(got);
+            }
+        }
+        let settled = match &stage.state {
+            State::TruePeak(l) => l.settled_pieces,
+            _ => 0,
+        };
+        (output, settled)
+    }
+
+    /// Speech-like material: quiet stretches (which the stage may skip), loud noise bursts over
+    /// the ceiling, a full-scale square wave and a NaN and an infinity among quiet samples.
+    fn mixed_material(frames: usize, seed: u64) -> Vec<f32> {
+        let loud = noise(frames, 3.0, seed);
+        let quiet = noise(frames, 0.2, seed + 1);
+        (0..frames)
+            .map(|n| match (n / 7_000) % 5 {
+                0 | 2 => quiet[n],
+                1 => loud[n],
+                3 if n % 7_000 < 1_000 => {
+                    if (n / 50) % 2 == 0 {
+                        1.0
+                    } else {
+                        -1.0
+                    }
+                }
+                _ => match n % 20_011 {
+                    5_000 => f32::NAN,
+                    9_000 => f32::INFINITY,
+                    _ => quiet[n] * 0.1,
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn true_peak_equals_its_frame_by_frame_definition_bit_for_bit() {
+        let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+        // The 1 ms release lets the gain settle within each quiet stretch after a loud one, so
+        // the settled shortcut starts and stops many times; the others settle only at the start.
+        for (fs, threshold_db, lookahead_ms, release_ms, channels) in [
+            (44_100, -2.0, 5.0, 100.0, 2),
+            (44_100, -2.0, 5.0, 1.0, 2),
+            (48_000, -6.0, 0.5, 1.0, 1),
+            (96_000, -1.0, 20.0, 100.0, 3),
+        ] {
+            let params = LimiterParams {
+                threshold_db,
+                lookahead_ms,
+                release_ms,
+                ..LimiterParams::default()
+            };
+            let frames = 2 * fs as usize;
+            let input: Vec<Vec<f32>> = (0..channels)
+                .map(|ch| mixed_material(frames, 11 + ch as u64))
+                .collect();
+            let want = reference_true_peak(&params, fs, &input);
+            assert!(want[0].iter().zip(&input[0]).any(|(o, i)| o != i), "limits");
+            for block in [1, 13, 1024, 4096, frames] {
+                let (got, settled) = run_stage(&params, fs, &input, block);
+                // The first quiet stretch (7 000 frames) alone gives at most this many.
+                let from_the_start = 7_000 / block.min(SCRATCH_FRAMES) + 1;
+                if release_ms == 1.0 {
+                    assert!(settled > from_the_start, "re-settles: {settled} pieces");
+                } else {
+                    assert!(settled > 0, "the shortcut runs");
+                }
+                for (ch, (g, w)) in got.iter().zip(&want).enumerate() {
+                    let first = g.iter().zip(w).position(|(&a, &b)| !same(a, b));
+                    assert!(
+                        first.is_none(),
+                        "fs {fs} block {block} channel {ch}: first difference at frame {first:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
