@@ -12,9 +12,10 @@
 //!   guarantee is about the output; its interpolator is the one BS.1770 meters use (libebur128,
 //!   ffmpeg), and tests check the output with the `ebur128` crate's meter.
 //!
-//! The `juce` mode follows JUCE's float arithmetic and order of operations, so it should match
-//! pedalboard to float rounding (libm `powf` may differ by an ulp); it is validated here against
-//! the measured table of `dsp-reference.md` §3.2, not against a pedalboard run.
+//! The `juce` mode follows JUCE's float arithmetic and order of operations; the unit tests hold
+//! it to the measured table of `dsp-reference.md` §3.2, and `tests/pedalboard_parity.rs` to
+//! pedalboard 0.9.26 itself, bit for bit (two thresholds, 44.1 and 48 kHz; libm's `powf` could
+//! in principle differ by an ulp on another machine).
 //!
 //! Pure DSP: no I/O, no logging; everything is allocated in `prepare`.
 

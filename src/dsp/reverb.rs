@@ -3,10 +3,11 @@
 //!
 //! Why it exists: the 8D service this crate replaces ran `pedalboard.Reverb(room_size=0.5)`; users
 //! know its parameter names and sound, so the job spec reuses them. The same `f32` operations run
-//! in the same order as JUCE's, with x86's undenormalise step emulated, so the output is meant to
-//! be bit-identical to x86 pedalboard. That has not been checked against a pedalboard rendering
-//! in this repository (the tests check the structure: delay lengths, onset, RT60, gains); until it
-//! is, treat parity as "equal within ~1e-6".
+//! in the same order as JUCE's, with x86's undenormalise step emulated, so the output is
+//! bit-identical to x86 pedalboard: `tests/pedalboard_parity.rs` renders four settings (stereo
+//! and mono, 44.1 and 48 kHz) with pedalboard 0.9.26 itself and compares every bit. The samples
+//! are computed in runs rather than one by one (see [`RunScratch`]), with the same operations in
+//! the same order per sample.
 //!
 //! Algorithm (per frame): the input channels are summed (mono: not doubled) and scaled by 0.015;
 //! that one signal feeds, per output channel, 8 parallel lowpass-feedback combs summed in index
