@@ -35,7 +35,6 @@ fn pipeline(c: &mut Criterion) {
     let input = dir.path().join("input.wav");
     make_input(&input, spec);
     let frames = (SECONDS * f64::from(spec.sample_rate)) as u64;
-    let pool = rayon::ThreadPoolBuilder::new().build().expect("pool");
     let config = RunnerConfig::default();
 
     let mut group = c.benchmark_group("pipeline_gain");
@@ -72,13 +71,13 @@ fn pipeline(c: &mut Criterion) {
             overwrite: true,
         };
         let started = Instant::now();
-        job::run_local(&job, &config, &pool, &NoProgress).expect("job");
+        job::run_local(&job, &config, &NoProgress).expect("job");
         eprintln!(
             "pipeline_gain/{name}: {:.0}x realtime (single warm-up run)",
             SECONDS / started.elapsed().as_secs_f64()
         );
         group.bench_function(name, |b| {
-            b.iter(|| job::run_local(&job, &config, &pool, &NoProgress).expect("job"))
+            b.iter(|| job::run_local(&job, &config, &NoProgress).expect("job"))
         });
     }
     group.finish();

@@ -6,8 +6,10 @@
 #               MINUTES-minute MP3: jobs per minute, audio-hours per CPU-hour, peak RSS.
 #   memory      one worker with 1 slot on one 30-minute 8D job, then one worker with 4 slots on
 #               four at once: peak RSS of each (the "a worker's memory is slots × a bound" check).
+#   lean        the same 30-minute 8D job from S3 to S3 twice, once by `longwave process` and
+#               once by a worker with 1 slot: CPU seconds of each (the worker's overhead).
 #
-# Usage: loadtest/worker-load.sh [throughput|memory|all]   (default all)
+# Usage: loadtest/worker-load.sh [throughput|memory|lean|all]   (default all)
 # Env: WORKERS (2), SLOTS (2), JOBS (24), MINUTES (3), LONG_MINUTES (30).
 # Needs a release build (cargo build --release) and GNU time (/usr/bin/time).
 set -euo pipefail
@@ -151,4 +153,25 @@ if [ "$mode" = memory ] || [ "$mode" = all ]; then
              "peak RSS $(peak_mib "$work/memory-$n.time") MiB (budget $((budget / 1048576)) MiB)," \
              "wall $(echo "$end - $start" | bc | cut -d. -f1) s, CPU $(cpu_s "$work/memory-$n.time") s"
     done
+fi
+
+if [ "$mode" = lean ] || [ "$mode" = all ]; then
+    input="$work/input-${long_minutes}min.mp3"
+    [ -s "$input" ] || "$bin" generate "$input" --seconds "$((long_minutes * 60))" >&2
+    aws s3 cp "$input" "s3://$bucket/in/long.mp3" --only-show-errors
+    /usr/bin/time -v -o "$work/lean-process.time" "$bin" process "s3://$bucket/in/long.mp3" \
+        --preset 8d -o "s3://$bucket/out/lean-process.mp3" --quiet
+    queue=$(new_queue "lw-load-$run_id-lean")
+    send_jobs "$queue" in/long.mp3 1 lean
+    start_worker "$queue" 1 lean-worker
+    port=$last_port
+    sleep 1
+    wait_finished 1 "$port"
+    ok=$(scrape_sum "$port" longwave_jobs_finished_total 'outcome="success"')
+    stop_workers
+    process_cpu=$(cpu_s "$work/lean-process.time")
+    worker_cpu=$(cpu_s "$work/lean-worker.time")
+    echo "lean: one ${long_minutes}-min 8D job S3 → S3: process CPU ${process_cpu} s," \
+         "worker (1 slot, $ok succeeded, including its idle polling) CPU ${worker_cpu} s," \
+         "worker/process $(echo "scale=3; $worker_cpu / $process_cpu" | bc)"
 fi

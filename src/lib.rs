@@ -10,7 +10,7 @@
 //! decode   symphonia on its own thread → fixed-size planar Blocks      (decode/)
 //!   │ bounded channel (backpressure)
 //!   ▼
-//! dsp      Chain of Stages, run on the rayon pool, blocks in order     (dsp/, job/runner)
+//! dsp      Chain of Stages, on the job's DSP thread, blocks in order   (dsp/, job/runner)
 //!   │ bounded channel
 //!   ▼
 //! encode   WAV / FLAC / MP3 → ByteSink (header patched last, atomic)   (encode/)

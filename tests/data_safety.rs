@@ -269,7 +269,6 @@ fn outputs_are_taken_back_when_the_manifest_cannot_be_written() {
         let err = job::run_local(
             &job,
             &RunnerConfig::default(),
-            &common::pool(),
             &BlockManifest(manifest.clone()),
         )
         .unwrap_err();

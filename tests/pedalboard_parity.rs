@@ -23,7 +23,10 @@ fn pedalboard_python() -> String {
         "scripts/pedalboard-venv.sh failed (pedalboard is required for this test): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_string()
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
 }
 
 #[test]

@@ -16,10 +16,6 @@ fn make_input(dir: &Path, name: &str, spec: StreamSpec, seconds: f64) -> PathBuf
     common::write_speech(dir, name, spec, seconds, WavSampleFormat::Pcm16, 3)
 }
 
-fn pool() -> rayon::ThreadPool {
-    common::pool()
-}
-
 fn run(
     input: &Path,
     output: &Path,
@@ -40,7 +36,7 @@ fn run(
         block_frames,
         ..RunnerConfig::default()
     };
-    job::run_local(&job, &config, &pool(), &NoProgress).unwrap()
+    job::run_local(&job, &config, &NoProgress).unwrap()
 }
 
 fn decoded_frames(path: &Path) -> u64 {
@@ -248,7 +244,7 @@ fn progress_moves_through_each_analysis_pass_then_the_processing() {
         overwrite: false,
     };
     let recorder = Recorder::default();
-    job::run_local(&job, &RunnerConfig::default(), &pool(), &recorder).unwrap();
+    job::run_local(&job, &RunnerConfig::default(), &recorder).unwrap();
     let frames = 3 * 44_100;
     assert_eq!(
         *recorder.0.lock().unwrap(),
@@ -266,6 +262,6 @@ fn progress_moves_through_each_analysis_pass_then_the_processing() {
         ..job
     };
     let recorder = Recorder::default();
-    job::run_local(&plain, &RunnerConfig::default(), &pool(), &recorder).unwrap();
+    job::run_local(&plain, &RunnerConfig::default(), &recorder).unwrap();
     assert_eq!(*recorder.0.lock().unwrap(), [("start".to_owned(), frames)]);
 }

@@ -16,10 +16,6 @@ fn make_input(dir: &Path, name: &str, spec: StreamSpec, seconds: f64) -> PathBuf
     common::write_speech(dir, name, spec, seconds, WavSampleFormat::Float32, 11)
 }
 
-fn pool() -> rayon::ThreadPool {
-    common::pool()
-}
-
 fn run_preset(
     input: &Path,
     output: &Path,
@@ -41,7 +37,7 @@ fn run_preset(
         block_frames,
         ..RunnerConfig::default()
     };
-    job::run_local(&job, &config, &pool(), &NoProgress).unwrap()
+    job::run_local(&job, &config, &NoProgress).unwrap()
 }
 
 /// All files of a finished job (a single output, or every piece), in name order, as bytes.
@@ -320,7 +316,7 @@ fn preset_oneshot_matches_pydub_on_its_own_test_file() {
         manifest: None,
         overwrite: true,
     };
-    let manifest = job::run_local(&job, &RunnerConfig::default(), &pool(), &NoProgress).unwrap();
+    let manifest = job::run_local(&job, &RunnerConfig::default(), &NoProgress).unwrap();
     assert_eq!(
         manifest.outputs.len(),
         1,
@@ -356,7 +352,7 @@ fn all_silent_input_makes_no_pieces_and_says_so() {
         manifest: None,
         overwrite: false,
     };
-    let manifest = job::run_local(&job, &RunnerConfig::default(), &pool(), &NoProgress).unwrap();
+    let manifest = job::run_local(&job, &RunnerConfig::default(), &NoProgress).unwrap();
     assert!(manifest.outputs.is_empty());
     let report = &manifest.stage_reports[0].report;
     assert_eq!(report["all_silent"], true, "{report}");

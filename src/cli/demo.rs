@@ -1,7 +1,6 @@
 //! `longwave demo` and `longwave generate`: a synthetic example input and the main jobs run on
 //! it, so a newcomer sees the whole pipeline work with no input file and no AWS account.
 
-use super::thread_pool;
 use anyhow::{Context, Result};
 use longwave::audio::{Block, StreamSpec};
 use longwave::encode::{create_encoder, Mp3Rate, OutputFormat, WavSampleFormat};
@@ -66,7 +65,6 @@ pub fn run(dir: &Path, seconds: f64) -> Result<()> {
         spec.seconds(frames)
     );
 
-    let pool = thread_pool()?;
     let config = RunnerConfig::default();
     // The two jobs people run today: one-shot pieces split on silence (pydub semantics, pieces
     // in the input's format) and the 8D mix (pan → reverb → gain → limiter → MP3 192k).
@@ -82,7 +80,7 @@ pub fn run(dir: &Path, seconds: f64) -> Result<()> {
             manifest: None,
             overwrite: true,
         };
-        let manifest = job::run_local(&job, &config, &pool, &NoProgress)?;
+        let manifest = job::run_local(&job, &config, &NoProgress)?;
         println!(
             "preset {name}: {} output(s) in {:.2} s ({:.0}x realtime)",
             manifest.outputs.len(),

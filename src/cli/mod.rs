@@ -254,13 +254,6 @@ pub fn run() -> Result<()> {
     }
 }
 
-fn thread_pool() -> Result<rayon::ThreadPool> {
-    rayon::ThreadPoolBuilder::new()
-        .thread_name(|i| format!("longwave-dsp-{i}"))
-        .build()
-        .context("cannot start the DSP thread pool")
-}
-
 fn process(args: ProcessArgs) -> Result<()> {
     if let Some(addr) = &args.metrics_addr {
         if let Some(addr) = worker::metrics_addr(addr)? {
@@ -314,7 +307,6 @@ fn process(args: ProcessArgs) -> Result<()> {
         },
         ..RunnerConfig::default()
     };
-    let pool = thread_pool()?;
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let signal = stop_on_signals()?;
     let progress = progress::Bar::new(
@@ -322,7 +314,7 @@ fn process(args: ProcessArgs) -> Result<()> {
         job.input.file_name().unwrap_or(""),
         Arc::clone(&signal),
     );
-    let manifest = match job::run(&job, s3.as_ref(), &config, &pool, &progress) {
+    let manifest = match job::run(&job, s3.as_ref(), &config, &progress) {
         Err(job::JobError::Cancelled { .. }) if signal.load(Ordering::Relaxed) != 0 => {
             return Err(Interrupted {
                 input: job.input.to_string(),
@@ -392,7 +384,6 @@ fn task(args: TaskArgs) -> Result<()> {
     }
     let plan = job::plan_from_env(|name| std::env::var(name).ok())?;
     let s3 = S3Context::from_env(S3Settings::default())?;
-    let pool = thread_pool()?;
     let config = RunnerConfig {
         job_budget_bytes: args.memory.job_budget_bytes(),
         ..RunnerConfig::default()
@@ -414,7 +405,7 @@ fn task(args: TaskArgs) -> Result<()> {
             overwrite: false,
             input_version: Default::default(),
         };
-        let manifest = job::run(&job, Some(&s3), &config, &pool, &job::NoProgress)?;
+        let manifest = job::run(&job, Some(&s3), &config, &job::NoProgress)?;
         if !args.quiet {
             eprintln!(
                 "{}: {} output(s) under {} ({:.0}x realtime)",

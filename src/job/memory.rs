@@ -15,7 +15,7 @@ use serde::Serialize;
 
 const MIB: u64 = 1024 * 1024;
 
-/// Memory of the process that is not any job's: the binary, the runtimes (tokio, rayon),
+/// Memory of the process that is not any job's: the binary, the runtimes (tokio),
 /// metrics, allocator slack. The worker's exported budget is this plus one job budget per slot.
 pub const PROCESS_BASE_BYTES: u64 = 48 * MIB;
 

@@ -59,8 +59,6 @@ enum JobOutcome {
 pub struct JobContext {
     /// S3 access for inputs, outputs and manifests.
     pub s3: Arc<S3Context>,
-    /// The DSP pool every job's chain runs on.
-    pub pool: Arc<rayon::ThreadPool>,
     /// Pipeline tuning.
     pub runner: RunnerConfig,
     /// Output routing for event messages.
@@ -326,7 +324,7 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &PlannedJ
     };
     let progress = CancelFlag(&cx.cancel);
     let result = catch_unwind(AssertUnwindSafe(|| {
-        job::run(&job, Some(&cx.s3), &cx.runner, &cx.pool, &progress)
+        job::run(&job, Some(&cx.s3), &cx.runner, &progress)
     }));
     let error = match result {
         Ok(Ok(_)) => return JobOutcome::Success,

@@ -1,5 +1,5 @@
 //! The SQS service worker: long-polls a queue, runs each message's jobs in one of `max_jobs`
-//! job slots (DSP on the shared rayon pool), keeps in-flight messages invisible with
+//! job slots (each job on its own decode, DSP and encode threads), keeps in-flight messages invisible with
 //! heartbeats, and deletes a message only after every output and manifest is complete.
 //!
 //! Threads: the caller's thread runs the receive loop and owns the tokio runtime used for SQS
@@ -79,8 +79,8 @@ pub struct WorkerSummary {
     pub released: u64,
 }
 
-/// Memory the worker may use at `max_jobs` slots: a fixed base (binary, runtimes, metrics,
-/// DSP pool) plus one job budget per slot ([`RunnerConfig::job_budget`]: transfer buffers,
+/// Memory the worker may use at `max_jobs` slots: a fixed base (binary, runtimes, metrics)
+/// plus one job budget per slot ([`RunnerConfig::job_budget`]: transfer buffers,
 /// blocks, codec and stage state; every job's computed bound is checked against it before the
 /// job decodes audio). Exported as `longwave_memory_budget_bytes`; the deployment sizes tasks
 /// from it.
@@ -129,16 +129,9 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> Result<WorkerSumm
         )));
     }
     let s3 = Arc::new(S3Context::from_env(config.s3.clone())?);
-    let pool = Arc::new(
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("longwave-dsp-{i}"))
-            .build()
-            .map_err(|e| WorkerError::Setup(format!("DSP pool: {e}")))?,
-    );
     let cancel = Arc::new(AtomicBool::new(false));
     let cx = Arc::new(JobContext {
         s3,
-        pool,
         runner: config.runner.clone(),
         routing: config.routing.clone(),
         cancel: Arc::clone(&cancel),

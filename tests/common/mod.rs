@@ -31,14 +31,6 @@ pub fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
-/// A small rayon pool for the runner.
-pub fn pool() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap()
-}
-
 /// Writes `seconds` of the speech-like test signal (seeded by `seed`) to `dir/name` as a WAV
 /// of `sample_format`, in odd-sized blocks.
 pub fn write_speech(
