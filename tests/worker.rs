@@ -362,6 +362,23 @@ fn long_wav_job(b: &str) -> String {
     .to_string()
 }
 
+/// A fault proxy in front of the local server that holds every multipart part upload for 2 s,
+/// and its URL: a worker behind it is still uploading when a test signals it. (The job alone
+/// once took long enough; since the DSP got 4× cheaper the 6-minute job finished inside the
+/// 0.5 s shutdown grace, and the test raced the job instead of testing the shutdown.)
+fn slow_part_uploads() -> (common::fault_proxy::FaultProxy, String) {
+    use common::fault_proxy::{Action, Fault, FaultProxy};
+    let proxy = FaultProxy::start(&endpoint());
+    proxy.add(Fault {
+        method: Some("PUT"),
+        contains: vec!["uploadId=".to_owned(), "partNumber=".to_owned()],
+        action: Action::Delay(Duration::from_secs(2)),
+        times: u64::MAX,
+    });
+    let url = proxy.url();
+    (proxy, url)
+}
+
 #[test]
 fn sigterm_mid_job_aborts_the_upload_releases_the_message_and_another_worker_completes_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -369,6 +386,7 @@ fn sigterm_mid_job_aborts_the_upload_releases_the_message_and_another_worker_com
     let q = queues("sigterm", Some(5));
     upload(&generate(dir.path(), "long.mp3", 360), &b, "in/long.mp3");
     send(&q.url, &long_wav_job(&b));
+    let (_proxy, slow_parts) = slow_part_uploads();
     // Visibility far longer than the test: only the release can bring the message back soon.
     let mut first = Worker::start(
         &q.url,
@@ -380,7 +398,7 @@ fn sigterm_mid_job_aborts_the_upload_releases_the_message_and_another_worker_com
             "--max-jobs",
             "1",
         ],
-        &[],
+        &[("AWS_ENDPOINT_URL", slow_parts.as_str())],
         dir.path(),
     );
     first.wait_for("a multipart upload in progress", LONG_WAIT, |_| {
@@ -420,10 +438,11 @@ fn a_worker_killed_mid_job_is_replaced_and_the_job_completes_exactly_once() {
     let q = queues("sigkill", Some(5));
     upload(&generate(dir.path(), "long.mp3", 360), &b, "in/long.mp3");
     send(&q.url, &long_wav_job(&b));
+    let (_proxy, slow_parts) = slow_part_uploads();
     let mut first = Worker::start(
         &q.url,
         &["--visibility-timeout", "3", "--max-jobs", "1"],
-        &[],
+        &[("AWS_ENDPOINT_URL", slow_parts.as_str())],
         dir.path(),
     );
     first.wait_for("a multipart upload in progress", LONG_WAIT, |_| {
