@@ -11,22 +11,28 @@ use common::{longwave, s};
 use std::path::Path;
 use std::process::Command;
 
+/// Runs `command` (named `what` in a failure) and returns its standard output; a non-zero exit
+/// fails the test with the command's standard error.
+fn stdout_of(command: &mut Command, what: &str) -> Vec<u8> {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// The venv's python, installing pedalboard first if needed (fails loudly without PyPI).
 fn pedalboard_python() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("bash")
-        .arg(root.join("scripts/pedalboard-venv.sh"))
-        .output()
-        .expect("run scripts/pedalboard-venv.sh");
-    assert!(
-        out.status.success(),
-        "scripts/pedalboard-venv.sh failed (pedalboard is required for this test): {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = stdout_of(
+        Command::new("bash").arg(root.join("scripts/pedalboard-venv.sh")),
+        "scripts/pedalboard-venv.sh (pedalboard is required for this test)",
     );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_string()
+    String::from_utf8(out).expect("utf-8").trim().to_string()
 }
 
 #[test]
@@ -34,18 +40,14 @@ fn reverb_and_juce_limiter_are_bit_identical_to_pedalboard() {
     let python = pedalboard_python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pedalboard/parity.py");
     let dir = tempfile::tempdir().expect("tempdir");
-    let rendered = Command::new(&python)
-        .arg(&script)
-        .args(["render", s(dir.path())])
-        .output()
-        .expect("run parity.py render");
-    assert!(
-        rendered.status.success(),
-        "parity.py render: {}",
-        String::from_utf8_lossy(&rendered.stderr)
+    let rendered = stdout_of(
+        Command::new(&python)
+            .arg(&script)
+            .args(["render", s(dir.path())]),
+        "parity.py render",
     );
     let chains: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&rendered.stdout).expect("chains as JSON");
+        serde_json::from_slice(&rendered).expect("chains as JSON");
     assert_eq!(chains.len(), 6, "every case rendered");
     for (name, chain) in &chains {
         let input = dir.path().join(format!("{name}.in.wav"));

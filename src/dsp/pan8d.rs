@@ -567,9 +567,9 @@ impl Pan8d {
         let frames = input.frames();
         for i in 0..frames {
             self.delay.push(self.mono_at(input, i));
-            let frames = self.cue_segment.frames;
-            self.load_cue_segment(self.frame / frames);
-            let j = (self.frame % frames) as f64;
+            let per_segment = self.cue_segment.frames;
+            self.load_cue_segment(self.frame / per_segment);
+            let j = (self.frame % per_segment) as f64;
             let s = &self.cue_segment;
             let cue = |k: usize| s.start[k] + s.step[k] * j;
             let (delays, shadows, rear_alpha) = ([cue(0), cue(1)], [cue(2), cue(3)], cue(4));
