@@ -313,3 +313,24 @@ fn help_lists_every_preset_and_stages_lists_every_stage() {
 fn longwave_cmd(args: &[&str]) -> std::process::Output {
     longwave().args(args).output().unwrap()
 }
+
+/// LAME writes no tag into a CBR frame too small for it, and the MP3 would decode longer than
+/// its input: such a rate is refused before anything is decoded or written (it used to fail
+/// only after the whole file was encoded, "LAME produced no LAME tag").
+#[test]
+fn a_cbr_rate_whose_frames_cannot_hold_the_lame_tag_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = generated_wav(dir.path(), "in.wav");
+    for threads in ["1", "2"] {
+        expect_failure_to(
+            &input,
+            "out.mp3",
+            &["--bitrate", "32", "--encode-threads", threads],
+            &[
+                "32 kbps at 44100 Hz",
+                "too small for the LAME tag",
+                "use at least 64 kbps",
+            ],
+        );
+    }
+}

@@ -173,6 +173,7 @@ fn every_preset_and_the_largest_accepted_parameters_stay_within_the_reported_bou
     let dir = tempfile::tempdir().unwrap();
     let stereo = speech(dir.path(), "in.wav", 48_000, 2, 20.0);
     let hi = speech(dir.path(), "hi.wav", 96_000, 2, 20.0);
+    let long = speech(dir.path(), "long.wav", 48_000, 2, 120.0);
     let biggest_silence =
         r#"[{"type":"silence","action":"split","min_piece_ms":60000,"min_silence_ms":10000}]"#;
     let heavy = r#"[{"type":"normalize","lufs":-16},{"type":"reverb","room_size":1.0},{"type":"pan8d","mode":"binaural"},{"type":"limiter"},{"type":"normalize","peak_db":-1},{"type":"normalize","lufs":-20},{"type":"normalize","lufs":-18}]"#;
@@ -181,6 +182,17 @@ fn every_preset_and_the_largest_accepted_parameters_stay_within_the_reported_bou
             "8d.mp3".into(),
             vec!["--preset".into(), "8d".into()],
             &stereo,
+        ),
+        (
+            // Enough segments to fill 4 threads and the join queue behind them.
+            "8d-4-threads.mp3".into(),
+            vec![
+                "--preset".into(),
+                "8d".into(),
+                "--encode-threads".into(),
+                "4".into(),
+            ],
+            &long,
         ),
         (
             "oneshot".into(),

@@ -109,6 +109,8 @@ struct ProcessArgs {
     s3_allow_unconditional_writes: bool,
     #[command(flatten)]
     memory: MemoryArgs,
+    #[command(flatten)]
+    encode: EncodeArgs,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -156,6 +158,35 @@ impl MemoryArgs {
     }
 }
 
+/// The threads that encode one MP3 output, one flag for `process`, `task` and `worker`.
+#[derive(Args, Debug)]
+pub(crate) struct EncodeArgs {
+    /// Threads that encode one MP3 output (1–64). Above 1, the MP3 is encoded in parallel
+    /// segments joined into one gapless stream (exact length; CBR within 0.2 % of one thread's
+    /// size). Default: `process` and `task` use every CPU; the worker uses CPUs ÷ --max-jobs
+    /// (1 at the default slots) and refuses --max-jobs × --encode-threads above the CPU count.
+    /// Pieces of a split and resampled MP3 always use one thread.
+    #[arg(long, env = "LONGWAVE_ENCODE_THREADS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+    encode_threads: Option<u64>,
+}
+
+impl EncodeArgs {
+    /// The thread count set, or `default`.
+    pub(crate) fn threads_or(&self, default: usize) -> usize {
+        self.encode_threads.map_or(default, |n| n as usize)
+    }
+
+    /// The thread count if one was set.
+    pub(crate) fn threads(&self) -> Option<usize> {
+        self.encode_threads.map(|n| n as usize)
+    }
+}
+
+/// The CPUs this process may use (1 when unknown).
+pub(crate) fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 #[derive(Args, Debug)]
 struct TaskArgs {
     /// No summary lines.
@@ -163,6 +194,8 @@ struct TaskArgs {
     quiet: bool,
     #[command(flatten)]
     memory: MemoryArgs,
+    #[command(flatten)]
+    encode: EncodeArgs,
 }
 
 #[derive(Args, Debug)]
@@ -305,6 +338,7 @@ fn process(args: ProcessArgs) -> Result<()> {
         decode: DecodeOptions {
             max_skipped_packets: args.max_bad_packets,
         },
+        encode_threads: args.encode.threads_or(cpu_count()),
         ..RunnerConfig::default()
     };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
@@ -386,6 +420,7 @@ fn task(args: TaskArgs) -> Result<()> {
     let s3 = S3Context::from_env(S3Settings::default())?;
     let config = RunnerConfig {
         job_budget_bytes: args.memory.job_budget_bytes(),
+        encode_threads: args.encode.threads_or(cpu_count()),
         ..RunnerConfig::default()
     };
     if let Some(copy) = &plan.preserve_original {

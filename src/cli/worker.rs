@@ -72,6 +72,8 @@ pub struct WorkerArgs {
     s3_allow_unconditional_writes: bool,
     #[command(flatten)]
     memory: super::MemoryArgs,
+    #[command(flatten)]
+    encode: super::EncodeArgs,
     /// Stop after handling this many messages (for tests and one-off drains).
     #[arg(long, hide = true)]
     max_messages: Option<u64>,
@@ -128,9 +130,18 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         signal_hook::flag::register(signal, Arc::clone(&shutdown))
             .context("cannot install the signal handlers")?;
     }
-    let max_jobs = args.max_jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
+    let cpus = super::cpu_count();
+    let max_jobs = args.max_jobs.unwrap_or(cpus);
+    // Slots × encode threads stay within the CPUs: by default each slot gets its share (1 at
+    // the default of one slot per CPU, where parallel segments would only add their pre-roll).
+    let encode_threads = match args.encode.threads() {
+        Some(threads) if threads > 1 && threads.saturating_mul(max_jobs) > cpus => bail!(
+            "--encode-threads {threads} × --max-jobs {max_jobs} is more than the {cpus} CPUs: \
+             lower one of them"
+        ),
+        Some(threads) => threads,
+        None => (cpus / max_jobs.max(1)).max(1),
+    };
     // Every event would fail the same way: said once, at startup.
     let routing = Routing::new(
         args.output_bucket.filter(|v| !v.trim().is_empty()),
@@ -148,6 +159,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
         routing,
         runner: RunnerConfig {
             job_budget_bytes: args.memory.job_budget_bytes(),
+            encode_threads,
             ..RunnerConfig::default()
         },
         s3: S3Settings {

@@ -16,7 +16,10 @@ mod wav;
 
 pub use error::EncodeError;
 pub use flac::{FlacEncoder, BLOCK_SIZE as FLAC_BLOCK_SIZE};
-pub use mp3::{output_sample_rate as mp3_output_sample_rate, Mp3Encoder, CBR_KBPS as MP3_CBR_KBPS};
+pub use mp3::{
+    output_sample_rate as mp3_output_sample_rate, JoinStats, LameSettings, Mp3Encoder,
+    ParallelMp3Encoder, CBR_KBPS as MP3_CBR_KBPS,
+};
 pub use wav::WavEncoder;
 
 use crate::audio::{Block, ByteSink, StreamSpec};
@@ -235,4 +238,30 @@ pub fn create_encoder(
         }
         OutputFormat::Mp3 { rate } => Box::new(Mp3Encoder::new(spec, rate, sink)?),
     })
+}
+
+/// [`create_encoder`] with `threads` for the formats that can use more than one: MP3 is encoded
+/// in parallel segments ([`ParallelMp3Encoder`]) when `threads` > 1 and LAME does not resample;
+/// everything else, and MP3 with one thread, is the single-thread encoder.
+///
+/// # Errors
+/// As [`create_encoder`], or an encoder thread cannot be started.
+pub fn create_encoder_threaded(
+    format: OutputFormat,
+    spec: StreamSpec,
+    sink: Box<dyn ByteSink>,
+    threads: usize,
+) -> Result<Box<dyn Encoder>, EncodeError> {
+    match format {
+        OutputFormat::Mp3 { rate }
+            if threads > 1 && mp3::output_sample_rate(spec.sample_rate) == spec.sample_rate =>
+        {
+            Ok(Box::new(ParallelMp3Encoder::new(
+                LameSettings { spec, rate },
+                threads,
+                sink,
+            )?))
+        }
+        _ => create_encoder(format, spec, sink),
+    }
 }

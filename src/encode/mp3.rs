@@ -58,15 +58,40 @@ fn cbr_range(out_rate: u32) -> (&'static str, std::ops::RangeInclusive<u32>) {
     }
 }
 
-/// The allowed CBR bitrate at `out_rate` nearest to `kbps` (the lower one on a tie).
+/// The allowed CBR bitrate at `out_rate` nearest to `kbps` (the lower one on a tie), among
+/// those whose frames hold the LAME tag.
 pub fn nearest_cbr_kbps(kbps: u32, out_rate: u32) -> u32 {
     let (_, range) = cbr_range(out_rate);
     CBR_KBPS
         .iter()
         .copied()
         .filter(|k| range.contains(k))
+        .filter(|&k| cbr_frame_bytes(k, out_rate) >= TAG_FRAME_BYTES_ANY)
         .min_by_key(|&k| k.abs_diff(kbps))
         .unwrap_or(*range.start())
+}
+
+/// Bytes a frame needs to hold LAME's Info + LAME tag: header and side info,
+/// 120 bytes of Xing fields and 36 of LAME extension (`VbrTag.c`'s `LAMEHEADERSIZE`). LAME
+/// silently writes no tag into a smaller CBR frame, and the stream's decoded length would then
+/// include the encoder delay and padding; such rates are refused up front.
+fn tag_frame_bytes(out_rate: u32, channels: usize) -> u32 {
+    let side_info = match (out_rate >= 32_000, channels == 1) {
+        (true, false) => 32,
+        (true, true) | (false, false) => 17,
+        (false, true) => 9,
+    };
+    4 + side_info + 156
+}
+
+/// [`tag_frame_bytes`] for the largest side info (stereo MPEG-1): where the channel count is not
+/// known yet, a rate that fits this fits every stream.
+const TAG_FRAME_BYTES_ANY: u32 = 4 + 32 + 156;
+
+/// The size of a CBR frame at `kbps` and `out_rate`, without padding (LAME's formula).
+fn cbr_frame_bytes(kbps: u32, out_rate: u32) -> u32 {
+    let coefficient = if out_rate >= 32_000 { 144_000 } else { 72_000 };
+    coefficient * kbps / out_rate
 }
 
 /// Why `kbps` is refused when it is not one of [`CBR_KBPS`]: one message wherever it is checked.
@@ -78,7 +103,7 @@ pub(crate) fn not_a_cbr_rate(kbps: u32) -> String {
 }
 
 /// LAME's CBR bitrate for `kbps`, checked against what the MPEG version of `out_rate` allows.
-fn cbr_bitrate(kbps: u32, out_rate: u32) -> Result<Bitrate, EncodeError> {
+fn cbr_bitrate(kbps: u32, out_rate: u32, channels: usize) -> Result<Bitrate, EncodeError> {
     let bitrate = match kbps {
         8 => Bitrate::Kbps8,
         16 => Bitrate::Kbps16,
@@ -99,6 +124,24 @@ fn cbr_bitrate(kbps: u32, out_rate: u32) -> Result<Bitrate, EncodeError> {
         _ => return Err(EncodeError::unsupported(FORMAT, not_a_cbr_rate(kbps))),
     };
     let (version, range) = cbr_range(out_rate);
+    let need = tag_frame_bytes(out_rate, channels);
+    if range.contains(&kbps) && cbr_frame_bytes(kbps, out_rate) < need {
+        let least = CBR_KBPS
+            .iter()
+            .copied()
+            .filter(|&k| range.contains(&k))
+            .find(|&k| cbr_frame_bytes(k, out_rate) >= need)
+            .unwrap_or(*range.end());
+        return Err(EncodeError::unsupported(
+            FORMAT,
+            format!(
+                "{kbps} kbps at {out_rate} Hz makes {}-byte frames, too small for the LAME tag \
+                 that gives the MP3 its exact length ({need} bytes): use at least \
+                 {least} kbps, or VBR",
+                cbr_frame_bytes(kbps, out_rate)
+            ),
+        ));
+    }
     if !range.contains(&kbps) {
         return Err(EncodeError::unsupported(
             FORMAT,
@@ -146,10 +189,123 @@ pub(crate) fn check(spec: StreamSpec, rate: Mp3Rate) -> Result<(), EncodeError> 
     }
     match rate.fitted(spec.sample_rate) {
         Mp3Rate::Cbr { kbps } | Mp3Rate::CbrPreferred { kbps } => {
-            cbr_bitrate(kbps, output_sample_rate(spec.sample_rate)).map(drop)
+            cbr_bitrate(kbps, output_sample_rate(spec.sample_rate), spec.channels).map(drop)
         }
         Mp3Rate::Vbr { quality } => vbr_quality(quality).map(drop),
     }
+}
+
+mod frame;
+mod layout;
+mod parallel;
+mod tag;
+
+pub use parallel::{JoinStats, ParallelMp3Encoder};
+
+/// What a LAME instance is configured with: the stream and the rate setting. Every encoder of
+/// one output (the single one, or each segment's and the tag template's in parallel encoding)
+/// is built from the same settings by [`build_lame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LameSettings {
+    /// The PCM stream the encoder is fed.
+    pub spec: StreamSpec,
+    /// CBR or VBR.
+    pub rate: Mp3Rate,
+}
+
+/// A LAME instance for `settings` (writing its own Info tag frame or not) and its output rate.
+pub(crate) fn build_lame(
+    settings: &LameSettings,
+    write_tag: bool,
+) -> Result<(mp3lame_encoder::Encoder, u32), EncodeError> {
+    let LameSettings { spec, rate } = *settings;
+    check(spec, rate)?;
+    let (channels, mode) = if spec.channels == 1 {
+        (1u8, Mode::Mono)
+    } else {
+        (2u8, Mode::JointStereo)
+    };
+    let out_rate = output_sample_rate(spec.sample_rate);
+    let build_error = |what: &str, e: mp3lame_encoder::BuildError| {
+        EncodeError::codec(FORMAT, format!("cannot set {what}: {e}"))
+    };
+    let mut builder = Builder::new()
+        .ok_or_else(|| EncodeError::codec(FORMAT, "LAME could not allocate its state"))?;
+    builder
+        .set_num_channels(channels)
+        .map_err(|e| build_error("channels", e))?;
+    builder
+        .set_sample_rate(spec.sample_rate)
+        .map_err(|e| build_error("input sample rate", e))?;
+    builder
+        .set_output_sample_rate(NonZeroU32::new(out_rate))
+        .map_err(|e| build_error("output sample rate", e))?;
+    builder
+        .set_mode(mode)
+        .map_err(|e| build_error("channel mode", e))?;
+    builder
+        .set_quality(Quality::Good)
+        .map_err(|e| build_error("quality", e))?;
+    match rate.fitted(spec.sample_rate) {
+        Mp3Rate::Cbr { kbps } | Mp3Rate::CbrPreferred { kbps } => {
+            let bitrate = cbr_bitrate(kbps, out_rate, spec.channels)?;
+            builder
+                .set_vbr_mode(VbrMode::Off)
+                .map_err(|e| build_error("CBR mode", e))?;
+            builder
+                .set_brate(bitrate)
+                .map_err(|e| build_error("bitrate", e))?;
+        }
+        Mp3Rate::Vbr { quality } => {
+            let quality = vbr_quality(quality)?;
+            builder
+                .set_vbr_mode(VbrMode::Mtrh)
+                .map_err(|e| build_error("VBR mode", e))?;
+            builder
+                .set_vbr_quality(quality)
+                .map_err(|e| build_error("VBR quality", e))?;
+        }
+    }
+    builder
+        .set_to_write_vbr_tag(write_tag)
+        .map_err(|e| build_error("LAME tag", e))?;
+    let lame = builder.build().map_err(|e| {
+        EncodeError::unsupported(
+            FORMAT,
+            format!(
+                "LAME rejects {} Hz {}-channel input with these settings: {e}",
+                spec.sample_rate, spec.channels
+            ),
+        )
+    })?;
+    Ok((lame, out_rate))
+}
+
+/// The Info tag frame LAME writes for one frame of silence with `settings`: the template whose
+/// fixed fields [`tag::InfoTag`] keeps.
+pub(crate) fn template_tag(settings: &LameSettings) -> Result<Vec<u8>, EncodeError> {
+    let (mut lame, _) = build_lame(settings, true)?;
+    let silence = vec![0f32; 1152];
+    let mut out = Vec::with_capacity(max_required_buffer_size(silence.len()));
+    let result = if settings.spec.channels == 1 {
+        lame.encode_to_vec(MonoPcm(&silence[..]), &mut out)
+    } else {
+        lame.encode_to_vec(
+            DualPcm {
+                left: &silence[..],
+                right: &silence[..],
+            },
+            &mut out,
+        )
+    };
+    result.map_err(|e| EncodeError::codec(FORMAT, e))?;
+    out.reserve(max_required_buffer_size(0));
+    lame.flush_to_vec::<FlushGap>(&mut out)
+        .map_err(|e| EncodeError::codec(FORMAT, e))?;
+    let mut tag = Vec::with_capacity(lame.lame_tag_size());
+    lame.lame_tag_encode_to_vec(&mut tag)
+        .ok_or_else(|| EncodeError::codec(FORMAT, "LAME produced no LAME tag"))?;
+    Ok(tag)
 }
 
 /// Streaming MP3 encoder: mono or stereo, CBR or VBR (`-V` 0–9, MTRH), LAME algorithm quality
@@ -182,65 +338,7 @@ impl Mp3Encoder {
         rate: Mp3Rate,
         sink: Box<dyn ByteSink>,
     ) -> Result<Self, EncodeError> {
-        check(spec, rate)?;
-        let (channels, mode) = if spec.channels == 1 {
-            (1u8, Mode::Mono)
-        } else {
-            (2u8, Mode::JointStereo)
-        };
-        let out_rate = output_sample_rate(spec.sample_rate);
-        let build_error = |what: &str, e: mp3lame_encoder::BuildError| {
-            EncodeError::codec(FORMAT, format!("cannot set {what}: {e}"))
-        };
-        let mut builder = Builder::new()
-            .ok_or_else(|| EncodeError::codec(FORMAT, "LAME could not allocate its state"))?;
-        builder
-            .set_num_channels(channels)
-            .map_err(|e| build_error("channels", e))?;
-        builder
-            .set_sample_rate(spec.sample_rate)
-            .map_err(|e| build_error("input sample rate", e))?;
-        builder
-            .set_output_sample_rate(NonZeroU32::new(out_rate))
-            .map_err(|e| build_error("output sample rate", e))?;
-        builder
-            .set_mode(mode)
-            .map_err(|e| build_error("channel mode", e))?;
-        builder
-            .set_quality(Quality::Good)
-            .map_err(|e| build_error("quality", e))?;
-        match rate.fitted(spec.sample_rate) {
-            Mp3Rate::Cbr { kbps } | Mp3Rate::CbrPreferred { kbps } => {
-                let bitrate = cbr_bitrate(kbps, out_rate)?;
-                builder
-                    .set_vbr_mode(VbrMode::Off)
-                    .map_err(|e| build_error("CBR mode", e))?;
-                builder
-                    .set_brate(bitrate)
-                    .map_err(|e| build_error("bitrate", e))?;
-            }
-            Mp3Rate::Vbr { quality } => {
-                let quality = vbr_quality(quality)?;
-                builder
-                    .set_vbr_mode(VbrMode::Mtrh)
-                    .map_err(|e| build_error("VBR mode", e))?;
-                builder
-                    .set_vbr_quality(quality)
-                    .map_err(|e| build_error("VBR quality", e))?;
-            }
-        }
-        builder
-            .set_to_write_vbr_tag(true)
-            .map_err(|e| build_error("LAME tag", e))?;
-        let lame = builder.build().map_err(|e| {
-            EncodeError::unsupported(
-                FORMAT,
-                format!(
-                    "LAME rejects {} Hz {}-channel input with these settings: {e}",
-                    spec.sample_rate, spec.channels
-                ),
-            )
-        })?;
+        let (lame, out_rate) = build_lame(&LameSettings { spec, rate }, true)?;
         Ok(Self {
             lame,
             sink,
@@ -452,6 +550,17 @@ mod tests {
         assert!(err(spec(44_100, 2), Mp3Rate::Cbr { kbps: 100 }).contains("not an MP3 CBR rate"));
         assert!(err(spec(22_050, 2), Mp3Rate::Cbr { kbps: 320 }).contains("MPEG-2 allows"));
         assert!(err(spec(44_100, 2), Mp3Rate::Vbr { quality: 10 }).contains("0 (best) to 9"));
+        // LAME would drop its tag (and the exact length) from frames this small.
+        assert_eq!(
+            err(spec(44_100, 2), Mp3Rate::Cbr { kbps: 48 }),
+            "mp3: 48 kbps at 44100 Hz makes 156-byte frames, too small for the LAME tag that \
+             gives the MP3 its exact length (192 bytes): use at least 64 kbps, or VBR"
+        );
+        // Mono MPEG-2.5 needs 169 bytes: 24 kbps at 8 kHz (216) holds it, 16 (144) does not.
+        assert!(err(spec(8_000, 1), Mp3Rate::Cbr { kbps: 16 }).contains("use at least 24 kbps"));
+        assert!(check(spec(8_000, 1), Mp3Rate::Cbr { kbps: 24 }).is_ok());
+        // The preferred default never lands on such a rate.
+        assert_eq!(nearest_cbr_kbps(8, 44_100), 64);
     }
 
     #[test]

@@ -10,7 +10,9 @@ use super::manifest::OutputEntry;
 use super::JobError;
 use crate::audio::{Block, StreamSpec};
 use crate::dsp::StageEvent;
-use crate::encode::{create_encoder, EncodedOutput, Encoder, OutputFormat};
+use crate::encode::{
+    create_encoder, create_encoder_threaded, EncodedOutput, Encoder, OutputFormat,
+};
 use crate::io::{self, move_into_place, FileSink, ObjectRef, S3Context};
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -40,14 +42,15 @@ pub enum Outputs<'a> {
 
 impl<'a> Outputs<'a> {
     /// One output at `path` (a file, or an S3 object through `s3`, recorded as written by
-    /// `job_id` so a later attempt of the same job may replace it).
+    /// `job_id` so a later attempt of the same job may replace it), encoded as `format` on
+    /// `encode_threads` threads (see [`create_encoder_threaded`]).
     ///
     /// # Errors
     /// The output cannot be created, or the format cannot carry `spec`.
     pub fn single(
         path: ObjectRef,
         s3: Option<&'a S3Context>,
-        format: OutputFormat,
+        (format, encode_threads): (OutputFormat, usize),
         spec: StreamSpec,
         overwrite: bool,
         job_id: &str,
@@ -60,7 +63,7 @@ impl<'a> Outputs<'a> {
             }
             ObjectRef::S3 { .. } => (io::create_sink(s3, &path, Some(job_id))?, None),
         };
-        let encoder = create_encoder(format, spec, sink)?;
+        let encoder = create_encoder_threaded(format, spec, sink, encode_threads)?;
         Ok(Outputs::Single {
             path,
             pending,

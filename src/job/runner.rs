@@ -21,7 +21,9 @@ use super::{JobError, StageSpec};
 use crate::audio::{Block, BlockPool, SampleRepairs, StreamSpec};
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
-use crate::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
+use crate::encode::{
+    mp3_output_sample_rate, Mp3Rate, OutputFormat, ParallelMp3Encoder, WavSampleFormat,
+};
 use crate::io::{self, move_into_place, ObjectRef, ObjectVersion, S3Context, S3Settings};
 use crate::telemetry::{self, names, AudioSecondsCounter, StageMeter};
 use crossbeam_channel::bounded;
@@ -42,6 +44,10 @@ pub struct RunnerConfig {
     /// of a worker slot ([`RunnerConfig::job_budget`]). A job whose computed bound exceeds it is
     /// refused before any audio is decoded.
     pub job_budget_bytes: Option<u64>,
+    /// Threads that encode a job's single MP3 output (`--encode-threads`): above 1, the
+    /// stream is encoded in parallel segments ([`crate::encode::ParallelMp3Encoder`]). Pieces
+    /// of a split, other formats and MP3 that LAME resamples always use one thread.
+    pub encode_threads: usize,
 }
 
 impl Default for RunnerConfig {
@@ -51,6 +57,7 @@ impl Default for RunnerConfig {
             queue_blocks: 4,
             decode: DecodeOptions::default(),
             job_budget_bytes: None,
+            encode_threads: 1,
         }
     }
 }
@@ -70,8 +77,31 @@ impl RunnerConfig {
     pub fn job_budget(&self, s3: &S3Settings) -> u64 {
         self.job_budget_bytes.unwrap_or_else(|| {
             let blocks = RunnerConfig::default().block_memory_bytes(8, 8) as u64;
-            memory::default_job_budget(s3, blocks)
+            memory::default_job_budget(s3, blocks) + self.parallel_encoder_bytes(2, 48_000)
         })
+    }
+
+    /// Memory of the parallel MP3 encoder these settings would start for a `channels` stream
+    /// at `sample_rate` (0 with one encode thread).
+    fn parallel_encoder_bytes(&self, channels: usize, sample_rate: u32) -> u64 {
+        if self.encode_threads > 1 {
+            ParallelMp3Encoder::memory_bytes(self.encode_threads, channels, sample_rate)
+        } else {
+            0
+        }
+    }
+
+    /// The encode threads a single output in `format` of `spec` gets (see
+    /// [`RunnerConfig::encode_threads`]).
+    fn threads_for(&self, format: OutputFormat, spec: StreamSpec) -> usize {
+        match format {
+            OutputFormat::Mp3 { .. }
+                if mp3_output_sample_rate(spec.sample_rate) == spec.sample_rate =>
+            {
+                self.encode_threads.max(1)
+            }
+            _ => 1,
+        }
     }
 
     /// The bound of a job on `chain` (prepared for a stream of `channels_in` → `channels_out`),
@@ -83,6 +113,7 @@ impl RunnerConfig {
         (channels_in, channels_out): (usize, usize),
         s3: &S3Settings,
         (s3_input, s3_output): (bool, bool),
+        encoder_bytes: u64,
     ) -> JobMemory {
         let f32_bytes = std::mem::size_of::<f32>() as u64;
         let block = |channels: usize| self.block_frames as u64 * channels as u64 * f32_bytes;
@@ -115,6 +146,10 @@ impl RunnerConfig {
             MemoryPart {
                 what: "S3 upload buffers (--part-size-mib × parts in flight)".into(),
                 bytes: if s3_output { sink } else { 0 },
+            },
+            MemoryPart {
+                what: "parallel MP3 encoder segments (--encode-threads)".into(),
+                bytes: encoder_bytes,
             },
         ];
         for (index, (bytes, spec)) in chain.stage_state_bytes().into_iter().zip(specs).enumerate() {
@@ -275,6 +310,22 @@ pub fn run(
     };
     let mut chain = Chain::new(job.chain.iter().map(|s| s.build(&build)).collect());
     let out_spec = chain.prepare(info.spec, config.block_frames)?;
+    let format = match job.format {
+        Some(format) => format,
+        None => format_for(job.output.as_ref().and_then(ObjectRef::extension), &info),
+    }
+    .fitted(out_spec);
+    let splits = job.chain.iter().any(StageSpec::splits);
+    let encode_threads = if splits {
+        1
+    } else {
+        config.threads_for(format, out_spec)
+    };
+    let encoder_bytes = RunnerConfig {
+        encode_threads,
+        ..RunnerConfig::default()
+    }
+    .parallel_encoder_bytes(out_spec.channels, out_spec.sample_rate);
     // Only the header has been read: a job that cannot fit its budget stops here.
     let default_settings = S3Settings::default();
     let memory = config.job_memory(
@@ -289,6 +340,7 @@ pub fn run(
                 .as_ref()
                 .map_or(job.input.is_s3(), ObjectRef::is_s3),
         ),
+        encoder_bytes,
     );
     if !memory.fits() {
         return Err(JobError::OverBudget {
@@ -296,12 +348,6 @@ pub fn run(
             reason: memory.refusal(),
         });
     }
-    let format = match job.format {
-        Some(format) => format,
-        None => format_for(job.output.as_ref().and_then(ObjectRef::extension), &info),
-    }
-    .fitted(out_spec);
-    let splits = job.chain.iter().any(StageSpec::splits);
     let format_error = |target: &ObjectRef, source| JobError::Format {
         path: target.to_string(),
         source,
@@ -342,9 +388,14 @@ pub fn run(
             job.overwrite,
             &job_id,
         )?,
-        OutputTarget::File(path) => {
-            Outputs::single(path.clone(), s3, format, out_spec, job.overwrite, &job_id)?
-        }
+        OutputTarget::File(path) => Outputs::single(
+            path.clone(),
+            s3,
+            (format, encode_threads),
+            out_spec,
+            job.overwrite,
+            &job_id,
+        )?,
     };
 
     progress.start(info.frames);
