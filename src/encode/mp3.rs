@@ -204,7 +204,7 @@ pub use parallel::{JoinStats, ParallelMp3Encoder};
 
 /// What a LAME instance is configured with: the stream and the rate setting. Every encoder of
 /// one output (the single one, or each segment's and the tag template's in parallel encoding)
-/// is built from the same settings by [`build_lame`].
+/// is built from the same settings by `build_lame`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LameSettings {
     /// The PCM stream the encoder is fed.
