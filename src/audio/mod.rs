@@ -9,12 +9,14 @@ mod block;
 mod hygiene;
 mod panic;
 mod pool;
+mod round;
 mod sink;
 
 pub use block::Block;
 pub use hygiene::{is_clean, sanitize, SampleRepairs, MAX_SAMPLE_MAGNITUDE};
 pub use panic::panic_message;
 pub use pool::BlockPool;
+pub use round::round_to_i64;
 pub use sink::{
     check_patch, io_reason, ByteSink, MemoryOutput, MemorySink, SinkError, PATCH_WINDOW,
 };

@@ -7,7 +7,7 @@
 //! LAME even if a stage produced one, and both count the samples that had to be clamped to what
 //! the format carries. The counts go into the manifest's output entry.
 
-use crate::audio::{SampleRepairs, MAX_SAMPLE_MAGNITUDE};
+use crate::audio::{round_to_i64, SampleRepairs, MAX_SAMPLE_MAGNITUDE};
 
 /// Integer PCM depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,10 +56,11 @@ impl Quantizer {
     /// bit-exactly, which one-shot pieces of a WAV or FLAC file rely on.
     #[inline]
     pub(crate) fn pcm16(&mut self, x: f32) -> i16 {
-        // Exact in f32: the scale is a power of two.
-        let scaled = (x * 32_768.0).round();
-        if (-32_768.0..=32_767.0).contains(&scaled) {
-            scaled as i16
+        // Exact in f32: the scale is a power of two. `scaled` rounds into −32768..=32767
+        // exactly when it lies strictly between −32768.5 and 32767.5 (NaN does not).
+        let scaled = x * 32_768.0;
+        if scaled > -32_768.5 && scaled < 32_767.5 {
+            round_to_i64(f64::from(scaled)) as i16
         } else {
             self.out_of_range(x, i32::from(i16::MIN), i32::from(i16::MAX)) as i16
         }
@@ -70,9 +71,9 @@ impl Quantizer {
     #[inline]
     pub(crate) fn pcm24(&mut self, x: f32) -> i32 {
         // f64: an f32 mantissa (24 bits) cannot hold every product exactly.
-        let scaled = (f64::from(x) * 8_388_608.0).round();
-        if (-8_388_608.0..=8_388_607.0).contains(&scaled) {
-            scaled as i32
+        let scaled = f64::from(x) * 8_388_608.0;
+        if scaled > -8_388_608.5 && scaled < 8_388_607.5 {
+            round_to_i64(scaled) as i32
         } else {
             self.out_of_range(x, -8_388_608, 8_388_607)
         }

@@ -10,6 +10,7 @@
 
 use super::splitter::RangeSink;
 use super::time::{frames_to_len_ms, ms_to_frame};
+use crate::audio::round_to_i64;
 
 /// Integer-sample recovery for pydub parity, for one source bit depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,28 +47,60 @@ impl IntFormat {
         }
     }
 
-    /// True when squared sums need 128-bit accumulation.
-    fn wide(self) -> bool {
-        matches!(self, Self::Bits24 | Self::Bits32)
-    }
-
     /// The integer sample pydub would hold for a decoded `x` in −1..1.
     #[inline]
     pub(crate) fn to_int(self, x: f32) -> i64 {
         match self {
-            Self::Bits8 => (x * 128.0).round().clamp(-128.0, 127.0) as i64,
-            Self::Bits16 => (x * 32768.0).round().clamp(-32768.0, 32767.0) as i64,
+            // Clamped before rounding: the same as after (a value beyond a limit rounds to or
+            // past it), and it keeps `round_to_i64` within its range. NaN gives 0 either way.
+            Self::Bits8 => round_to_i64(f64::from(x * 128.0).clamp(-128.0, 127.0)),
+            Self::Bits16 => round_to_i64(f64::from(x * 32768.0).clamp(-32768.0, 32767.0)),
             Self::Bits24 => {
                 // pydub inserts a *low* pad byte: 0x00 for positive samples, 0xFF for negative
                 // ones (`AudioSegment.__init__`), so the value is x·256 + (0 | 255).
-                let v = (x * 8_388_608.0).round().clamp(-8_388_608.0, 8_388_607.0) as i64;
+                let v = round_to_i64(f64::from(x * 8_388_608.0).clamp(-8_388_608.0, 8_388_607.0));
                 v * 256 + if v < 0 { 255 } else { 0 }
             }
-            Self::Bits32 => (f64::from(x) * 2_147_483_648.0)
-                .round()
-                .clamp(-2_147_483_648.0, 2_147_483_647.0) as i64,
+            Self::Bits32 => round_to_i64(
+                (f64::from(x) * 2_147_483_648.0).clamp(-2_147_483_648.0, 2_147_483_647.0),
+            ),
         }
     }
+}
+
+/// Σ v² of the integer samples `to_int` makes of `range` in every channel, for formats of at
+/// most 16 bits: a square is ≤ 2^30, so an i64 holds 2^33 of them (a block is far fewer).
+#[inline]
+fn sum_of_squares(
+    channels: &[&[f32]],
+    range: std::ops::Range<usize>,
+    to_int: impl Fn(f32) -> i64,
+) -> i128 {
+    let mut acc: i64 = 0;
+    for ch in channels {
+        for &x in &ch[range.clone()] {
+            let v = to_int(x);
+            acc += v * v;
+        }
+    }
+    i128::from(acc)
+}
+
+/// [`sum_of_squares`] for 24- and 32-bit formats, whose squares need 128-bit sums.
+#[inline]
+fn wide_sum_of_squares(
+    channels: &[&[f32]],
+    range: std::ops::Range<usize>,
+    to_int: impl Fn(f32) -> i64,
+) -> i128 {
+    let mut acc: i128 = 0;
+    for ch in channels {
+        for &x in &ch[range.clone()] {
+            let v = i128::from(to_int(x));
+            acc += v * v;
+        }
+    }
+    acc
 }
 
 /// Streaming `detect_silence`. Positions (units) are milliseconds.
@@ -174,26 +207,20 @@ impl PydubDetector {
             let until = (self.next_grid_frame.saturating_sub(self.frames) as usize)
                 .min(end - f)
                 .max(1);
-            if self.format.wide() {
-                let mut acc: i128 = 0;
-                for ch in channels {
-                    for &x in &ch[f..f + until] {
-                        let v = i128::from(self.format.to_int(x));
-                        acc += v * v;
-                    }
+            // One loop per format, so each is a straight conversion the compiler can unroll.
+            let range = f..f + until;
+            self.sum += match self.format {
+                IntFormat::Bits8 => sum_of_squares(channels, range, |x| IntFormat::Bits8.to_int(x)),
+                IntFormat::Bits16 => {
+                    sum_of_squares(channels, range, |x| IntFormat::Bits16.to_int(x))
                 }
-                self.sum += acc;
-            } else {
-                // ≤ 16-bit: a square is ≤ 2^30, so i64 holds 2^33 of them.
-                let mut acc: i64 = 0;
-                for ch in channels {
-                    for &x in &ch[f..f + until] {
-                        let v = self.format.to_int(x);
-                        acc += v * v;
-                    }
+                IntFormat::Bits24 => {
+                    wide_sum_of_squares(channels, range, |x| IntFormat::Bits24.to_int(x))
                 }
-                self.sum += i128::from(acc);
-            }
+                IntFormat::Bits32 => {
+                    wide_sum_of_squares(channels, range, |x| IntFormat::Bits32.to_int(x))
+                }
+            };
             self.frames += until as u64;
             f += until;
         }
