@@ -3,12 +3,13 @@
 //! `f32::round`/`f64::round` compile to a call to libm's `round` on baseline x86-64 (the
 //! `roundsd` instruction needs SSE4.1), and a per-sample function call was 15 % of a one-shot
 //! WAV job's CPU (perf, 30-minute WAV: `roundf` in the PCM quantizer and in the pydub detector).
-//! A truncating conversion (`cvttsd2si`, SSE2) and a compare give the same result.
+//! Adding ±0.5 in f64 and truncating (`cvttsd2si`, SSE2) gives the same result for the values
+//! we round (see [`round_to_i64`]).
 
 /// `x.round() as i64` — nearest integer, ties away from zero — for an `x` that is an `f32`
 /// value scaled by a power of two (at most 24 significant bits) within ±2^31: every value a
 /// sample quantizer or level detector sees. For such an `x`, `x ± 0.5` is exact in f64, so
-/// truncating it rounds correctly; branch-free, so loops over samples vectorise. NaN gives 0,
+/// truncating it rounds correctly, without a branch or a call. NaN gives 0,
 /// as `f64::NAN.round() as i64` does. Other inputs: the result may be off by one (a double
 /// just below 0.5 can sum to 1.0), never undefined.
 #[inline]
