@@ -68,39 +68,26 @@ impl IntFormat {
     }
 }
 
-/// Σ v² of the integer samples `to_int` makes of `range` in every channel, for formats of at
-/// most 16 bits: a square is ≤ 2^30, so an i64 holds 2^33 of them (a block is far fewer).
+/// Σ v² of the integer samples `to_int` makes of `range` in every channel, summed in `A`:
+/// `i64` for formats of at most 16 bits (a square is ≤ 2^30, so an i64 holds 2^33 of them; a
+/// block is far fewer), `i128` for 24 and 32 bits.
 #[inline]
-fn sum_of_squares(
+fn sum_of_squares<A>(
     channels: &[&[f32]],
     range: std::ops::Range<usize>,
     to_int: impl Fn(f32) -> i64,
-) -> i128 {
-    let mut acc: i64 = 0;
+) -> i128
+where
+    A: From<i64> + Into<i128> + Copy + Default + std::ops::Mul<Output = A> + std::ops::AddAssign,
+{
+    let mut acc = A::default();
     for ch in channels {
         for &x in &ch[range.clone()] {
-            let v = to_int(x);
+            let v = A::from(to_int(x));
             acc += v * v;
         }
     }
-    i128::from(acc)
-}
-
-/// [`sum_of_squares`] for 24- and 32-bit formats, whose squares need 128-bit sums.
-#[inline]
-fn wide_sum_of_squares(
-    channels: &[&[f32]],
-    range: std::ops::Range<usize>,
-    to_int: impl Fn(f32) -> i64,
-) -> i128 {
-    let mut acc: i128 = 0;
-    for ch in channels {
-        for &x in &ch[range.clone()] {
-            let v = i128::from(to_int(x));
-            acc += v * v;
-        }
-    }
-    acc
+    acc.into()
 }
 
 /// Streaming `detect_silence`. Positions (units) are milliseconds.
@@ -210,15 +197,17 @@ impl PydubDetector {
             // One loop per format, so each is a straight conversion the compiler can unroll.
             let range = f..f + until;
             self.sum += match self.format {
-                IntFormat::Bits8 => sum_of_squares(channels, range, |x| IntFormat::Bits8.to_int(x)),
+                IntFormat::Bits8 => {
+                    sum_of_squares::<i64>(channels, range, |x| IntFormat::Bits8.to_int(x))
+                }
                 IntFormat::Bits16 => {
-                    sum_of_squares(channels, range, |x| IntFormat::Bits16.to_int(x))
+                    sum_of_squares::<i64>(channels, range, |x| IntFormat::Bits16.to_int(x))
                 }
                 IntFormat::Bits24 => {
-                    wide_sum_of_squares(channels, range, |x| IntFormat::Bits24.to_int(x))
+                    sum_of_squares::<i128>(channels, range, |x| IntFormat::Bits24.to_int(x))
                 }
                 IntFormat::Bits32 => {
-                    wide_sum_of_squares(channels, range, |x| IntFormat::Bits32.to_int(x))
+                    sum_of_squares::<i128>(channels, range, |x| IntFormat::Bits32.to_int(x))
                 }
             };
             self.frames += until as u64;
