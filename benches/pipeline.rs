@@ -69,6 +69,7 @@ fn pipeline(c: &mut Criterion) {
             format: Some(format),
             manifest: None,
             overwrite: true,
+            waveform: None,
         };
         let started = Instant::now();
         job::run_local(&job, &config, &NoProgress).expect("job");

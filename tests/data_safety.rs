@@ -10,7 +10,7 @@ mod common;
 use common::{longwave, s};
 
 use longwave::audio::StreamSpec;
-use longwave::encode::WavSampleFormat;
+use longwave::encode::{WavSampleFormat, WaveformSettings};
 use longwave::job::{self, LocalJob, Progress, RunnerConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -265,6 +265,8 @@ fn outputs_are_taken_back_when_the_manifest_cannot_be_written() {
             format: None,
             manifest: Some(manifest.clone()),
             overwrite: false,
+            // The waveform file is taken back with the outputs.
+            waveform: Some(WaveformSettings::default()),
         };
         let err = job::run_local(
             &job,
@@ -300,6 +302,8 @@ fn sigterm_and_sigint_leave_nothing_behind() {
                 "-o",
                 s(&out),
                 "--quiet",
+                "--waveform",
+                "dat",
             ])
             .stderr(Stdio::piped())
             .spawn()
@@ -450,9 +454,12 @@ fn a_write_failure_mid_stream_ends_the_job_instead_of_hanging_it() {
     let input = speech(dir.path(), "in.wav", 60.0);
     let cases = [
         ("o.wav", &["--preset", "transcode"][..]),
-        ("o.flac", &["--preset", "transcode"][..]),
-        ("o.mp3", &["--preset", "8d"][..]),
-        ("pieces", &["--preset", "oneshot"][..]),
+        (
+            "o.flac",
+            &["--preset", "transcode", "--waveform", "json"][..],
+        ),
+        ("o.mp3", &["--preset", "8d", "--waveform", "dat"][..]),
+        ("pieces", &["--preset", "oneshot", "--waveform", "dat"][..]),
     ];
     for round in 0..3 {
         for (name, flags) in cases {

@@ -200,6 +200,21 @@ fn every_preset_and_the_largest_accepted_parameters_stay_within_the_reported_bou
             &stereo,
         ),
         (
+            // The finest waveform (2 frames per pixel, JSON, per channel): its file grows with
+            // the input, its memory must not.
+            "8d-waveform.mp3".into(),
+            vec![
+                "--preset".into(),
+                "8d".into(),
+                "--waveform".into(),
+                "json".into(),
+                "--waveform-zoom".into(),
+                "2".into(),
+                "--waveform-split-channels".into(),
+            ],
+            &long,
+        ),
+        (
             "transcode.flac".into(),
             vec!["--preset".into(), "transcode".into()],
             &stereo,

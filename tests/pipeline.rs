@@ -31,6 +31,7 @@ fn run(
         format: Some(format),
         manifest: None,
         overwrite: false,
+        waveform: None,
     };
     let config = RunnerConfig {
         block_frames,
@@ -242,6 +243,7 @@ fn progress_moves_through_each_analysis_pass_then_the_processing() {
         format: None,
         manifest: None,
         overwrite: false,
+        waveform: None,
     };
     let recorder = Recorder::default();
     job::run_local(&job, &RunnerConfig::default(), &recorder).unwrap();

@@ -32,6 +32,7 @@ fn run_preset(
         format: format.or(preset.format),
         manifest: None,
         overwrite: false,
+        waveform: None,
     };
     let config = RunnerConfig {
         block_frames,
@@ -315,6 +316,7 @@ fn preset_oneshot_matches_pydub_on_its_own_test_file() {
         format: None,
         manifest: None,
         overwrite: true,
+        waveform: None,
     };
     let manifest = job::run_local(&job, &RunnerConfig::default(), &NoProgress).unwrap();
     assert_eq!(
@@ -351,6 +353,7 @@ fn all_silent_input_makes_no_pieces_and_says_so() {
         format: None,
         manifest: None,
         overwrite: false,
+        waveform: None,
     };
     let manifest = job::run_local(&job, &RunnerConfig::default(), &NoProgress).unwrap();
     assert!(manifest.outputs.is_empty());

@@ -206,6 +206,9 @@ fn a_failure_mid_processing_leaves_no_object_and_no_pending_upload() {
             "-o",
             &format!("s3://{b}/{output}"),
             "--quiet",
+            // Its waveform object is never completed either.
+            "--waveform",
+            "dat",
         ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -225,6 +228,67 @@ fn a_failure_mid_processing_leaves_no_object_and_no_pending_upload() {
             "{preset}: pending multipart uploads left"
         );
     }
+}
+
+#[test]
+fn a_job_spec_gets_waveform_data_beside_its_outputs_on_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("waveform");
+    let input = make_input(dir.path(), 20, "m4a");
+    let key = "input/u1/talk.m4a";
+    aws_ok(&[
+        "s3",
+        "cp",
+        input.to_str().unwrap(),
+        &format!("s3://{b}/{key}"),
+    ]);
+    let run = |params: &str| {
+        Command::new(env!("CARGO_BIN_EXE_longwave"))
+            .arg("task")
+            .env("S3_BUCKET", &b)
+            .env("S3_KEY", key)
+            .env("PROCESSING_PARAMS", params)
+            .output()
+            .unwrap()
+    };
+    // Refused before anything is read or written, the field named as written.
+    let out = run(r#"{"preset":"oneshot","waveform":{"bits":12}}"#);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("PROCESSING_PARAMS.waveform.bits: 12 is not 8 or 16"),
+        "{stderr}"
+    );
+    assert!(keys(&b, "processed/").is_empty());
+
+    let out = run(r#"{"preset":"oneshot","waveform":{"format":"json","bits":8}}"#);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = keys(&b, "processed/u1/talk/");
+    assert!(
+        stored.contains(&"processed/u1/talk/waveform.json".to_string()),
+        "{stored:?}"
+    );
+    let manifest = fetch(&b, "processed/u1/talk/manifest.json", dir.path());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest).unwrap()).unwrap();
+    assert_eq!(
+        manifest["waveform"]["path"],
+        format!("s3://{b}/processed/u1/talk/waveform.json")
+    );
+    let waveform = fetch(&b, "processed/u1/talk/waveform.json", dir.path());
+    let read = common::read_with_waveform_data(&waveform);
+    assert_eq!(read.header["bits"], 8);
+    assert_eq!(read.header["length"], manifest["waveform"]["length"]);
+    let (frames, _) = frames(&input);
+    assert_eq!(
+        read.header["length"].as_u64().unwrap(),
+        frames.div_ceil(256),
+        "one pixel per 256 decoded frames"
+    );
 }
 
 #[test]

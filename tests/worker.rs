@@ -523,7 +523,7 @@ fn every_message_shape_is_understood() {
     let inner = serde_json::json!({"Records": [record("in/via+sns.mp3")]}).to_string();
     send(&q.url, &serde_json::json!({"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": inner, "Timestamp": "2026-11-22T10:00:00.000Z"}).to_string());
     send(&q.url, &serde_json::json!({"S3_BUCKET": b, "S3_KEY": "in/legacy.mp3", "PROCESSING_PARAMS": {"createOneShot": false, "outputFormats": ["wav"]}}).to_string());
-    send(&q.url, &serde_json::json!({"input": format!("s3://{b}/in/plain.mp3"), "output": format!("s3://{b}/plain/out.flac"), "preset": "transcode"}).to_string());
+    send(&q.url, &serde_json::json!({"input": format!("s3://{b}/in/plain.mp3"), "output": format!("s3://{b}/plain/out.flac"), "preset": "transcode", "waveform": {}}).to_string());
 
     let worker = Worker::start(
         &q.url,
@@ -568,6 +568,7 @@ fn every_message_shape_is_understood() {
         "processed/in/legacy/legacy.wav",
         "plain/out.flac",
         "plain/out.flac.manifest.json",
+        "plain/out.flac.waveform.dat",
     ] {
         assert!(
             out.iter().any(|k| k == expected),

@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result};
 use longwave::audio::{Block, StreamSpec};
-use longwave::encode::{create_encoder, Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::encode::{
+    create_encoder, Mp3Rate, OutputFormat, WavSampleFormat, WaveformFormat, WaveformSettings,
+};
 use longwave::io::FileSink;
 use longwave::job::{self, LocalJob, NoProgress, RunnerConfig};
 use longwave::synth::SpeechLike;
@@ -79,6 +81,11 @@ pub fn run(dir: &Path, seconds: f64) -> Result<()> {
             format: preset.format,
             manifest: None,
             overwrite: true,
+            // The one-shot job also writes the recording's waveform (audiowaveform JSON).
+            waveform: (name == "oneshot").then(|| WaveformSettings {
+                format: WaveformFormat::Json,
+                ..WaveformSettings::default()
+            }),
         };
         let manifest = job::run_local(&job, &config, &NoProgress)?;
         println!(
@@ -95,6 +102,12 @@ pub fn run(dir: &Path, seconds: f64) -> Result<()> {
             println!(
                 "  wrote {} ({}, {:.3} s{range})",
                 output.path, output.format, output.duration_s
+            );
+        }
+        if let Some(waveform) = &manifest.waveform {
+            println!(
+                "  wrote {} (waveform, {} pixels of {} frames)",
+                waveform.path, waveform.length, waveform.settings.samples_per_pixel
             );
         }
     }

@@ -10,7 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use longwave::audio::StreamSpec;
 use longwave::decode::DecodeOptions;
 use longwave::dsp::{AutoKeyword, SilenceParams, Threshold};
-use longwave::encode::{Mp3Rate, OutputFormat, WavSampleFormat};
+use longwave::encode::{
+    Mp3Rate, OutputFormat, WavSampleFormat, WaveformFormat, WaveformSettings,
+    DEFAULT_SAMPLES_PER_PIXEL, MAX_SAMPLES_PER_PIXEL, MIN_SAMPLES_PER_PIXEL,
+};
 use longwave::io::{ObjectRef, S3Context, S3Settings};
 use longwave::job::{self, Job, RunnerConfig, StageSpec};
 use std::io::IsTerminal;
@@ -111,6 +114,8 @@ struct ProcessArgs {
     memory: MemoryArgs,
     #[command(flatten)]
     encode: EncodeArgs,
+    #[command(flatten)]
+    waveform: WaveformArgs,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -179,6 +184,42 @@ impl EncodeArgs {
     /// The thread count if one was set.
     pub(crate) fn threads(&self) -> Option<usize> {
         self.encode_threads.map(|n| n as usize)
+    }
+}
+
+/// Waveform data of the input beside the outputs (`process`).
+#[derive(Args, Debug)]
+struct WaveformArgs {
+    /// Also write the input's waveform peaks in BBC audiowaveform's format (version 2; what
+    /// peaks.js reads) beside the outputs: `<output>.waveform.dat|json`, or
+    /// `waveform.dat|json` in a pieces folder. Listed in the manifest.
+    #[arg(long, value_name = "dat|json", value_parser = ["dat", "json"])]
+    waveform: Option<String>,
+    /// Input frames per min/max pair of the waveform (2…1048576, default 256).
+    #[arg(long, value_name = "FRAMES", requires = "waveform", value_parser = clap::value_parser!(u32).range(MIN_SAMPLES_PER_PIXEL as i64..=MAX_SAMPLES_PER_PIXEL as i64))]
+    waveform_zoom: Option<u32>,
+    /// Bits per waveform value, 8 or 16 (default 16).
+    #[arg(long, value_name = "BITS", requires = "waveform", value_parser = ["8", "16"])]
+    waveform_bits: Option<String>,
+    /// One waveform per input channel instead of the channels mixed.
+    #[arg(long, requires = "waveform")]
+    waveform_split_channels: bool,
+}
+
+impl WaveformArgs {
+    /// The settings asked for, or `None` without `--waveform`.
+    fn settings(&self) -> Option<WaveformSettings> {
+        let format = WaveformFormat::from_name(self.waveform.as_deref()?)?;
+        Some(WaveformSettings {
+            format,
+            samples_per_pixel: self.waveform_zoom.unwrap_or(DEFAULT_SAMPLES_PER_PIXEL),
+            bits: if self.waveform_bits.as_deref() == Some("8") {
+                8
+            } else {
+                16
+            },
+            split_channels: self.waveform_split_channels,
+        })
     }
 }
 
@@ -312,6 +353,7 @@ fn process(args: ProcessArgs) -> Result<()> {
         manifest: args.manifest.as_ref().map(parse).transpose()?,
         overwrite: args.overwrite,
         input_version: Default::default(),
+        waveform: args.waveform.settings(),
     };
     let needs_s3 = job.input.is_s3()
         || job.output.as_ref().is_some_and(ObjectRef::is_s3)
@@ -439,6 +481,7 @@ fn task(args: TaskArgs) -> Result<()> {
             manifest: None,
             overwrite: false,
             input_version: Default::default(),
+            waveform: task_job.waveform,
         };
         let manifest = job::run(&job, Some(&s3), &config, &job::NoProgress)?;
         if !args.quiet {

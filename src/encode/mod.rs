@@ -13,6 +13,7 @@ mod flac;
 mod mp3;
 mod pcm;
 mod wav;
+mod waveform;
 
 pub use error::EncodeError;
 pub use flac::{FlacEncoder, BLOCK_SIZE as FLAC_BLOCK_SIZE};
@@ -21,6 +22,10 @@ pub use mp3::{
     ParallelMp3Encoder, CBR_KBPS as MP3_CBR_KBPS,
 };
 pub use wav::WavEncoder;
+pub use waveform::{
+    WaveformFormat, WaveformSettings, WaveformSummary, WaveformWriter, DEFAULT_SAMPLES_PER_PIXEL,
+    MAX_SAMPLES_PER_PIXEL, MIN_SAMPLES_PER_PIXEL,
+};
 
 use crate::audio::{Block, ByteSink, StreamSpec};
 use serde::{Deserialize, Serialize};

@@ -10,7 +10,7 @@
 //! not part of it: a worker upgraded between two attempts still finishes the job.
 
 use super::StageSpec;
-use crate::encode::OutputFormat;
+use crate::encode::{OutputFormat, WaveformSettings};
 use crate::io::ObjectRef;
 use sha2::{Digest, Sha256};
 
@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 /// reach; short enough for S3 user metadata and a manifest field).
 const ID_HEX_CHARS: usize = 32;
 
-/// The identity of running `chain` as `format` on `input` into `output`. `input_version` pins
+/// The identity of running `chain` as `format` on `input` into `output` (with `waveform` data
+/// beside it). `input_version` pins
 /// the input: the S3 ETag, or for a local file its size and modification time.
 pub(crate) fn job_id(
     input: &ObjectRef,
@@ -26,14 +27,19 @@ pub(crate) fn job_id(
     chain: &[StageSpec],
     format: OutputFormat,
     output: &ObjectRef,
+    waveform: Option<&WaveformSettings>,
 ) -> String {
-    let described = serde_json::json!({
+    let mut described = serde_json::json!({
         "input": input.to_string(),
         "input_version": input_version,
         "chain": chain,
         "format": format,
         "output": output.to_string(),
     });
+    // Only when asked for, so the identities of jobs without one stay what they were.
+    if let Some(waveform) = waveform {
+        described["waveform"] = serde_json::json!(waveform);
+    }
     let digest = Sha256::digest(described.to_string().as_bytes());
     let mut hex = String::with_capacity(ID_HEX_CHARS);
     for byte in digest.iter().take(ID_HEX_CHARS / 2) {
@@ -68,6 +74,7 @@ mod tests {
                 rate: Mp3Rate::Cbr { kbps: 192 },
             },
             &ObjectRef::parse(output).unwrap(),
+            None,
         )
     }
 

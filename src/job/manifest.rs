@@ -24,6 +24,9 @@ pub struct Manifest {
     pub stage_reports: Vec<StageReport>,
     /// The outputs, in order.
     pub outputs: Vec<OutputEntry>,
+    /// The waveform data file written beside the outputs, when the job asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waveform: Option<WaveformEntry>,
     /// Input packets that failed to decode and were skipped.
     pub skipped_packets: u64,
     /// Frames per processing block (does not change the result; recorded for diagnosis).
@@ -107,4 +110,26 @@ pub struct StageReport {
     pub stage: &'static str,
     /// What it reported.
     pub report: serde_json::Value,
+}
+
+/// The waveform data file of a job (BBC audiowaveform format, version 2): peaks of the
+/// decoded input, before any stage, so the positions of pieces and silent ranges (source
+/// milliseconds) fall where the file shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveformEntry {
+    /// Where it was written.
+    pub path: String,
+    /// What was asked for: `format`, `samples_per_pixel`, `bits`, `split_channels`.
+    #[serde(flatten)]
+    pub settings: crate::encode::WaveformSettings,
+    /// Channels of data (1 when the input's channels were mixed).
+    pub channels: usize,
+    /// Sample rate of the input.
+    pub sample_rate: u32,
+    /// Min/max pairs per channel.
+    pub length: u64,
+    /// Input frames it describes.
+    pub frames: u64,
+    /// Size in bytes.
+    pub bytes: u64,
 }

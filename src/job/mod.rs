@@ -22,14 +22,14 @@ mod task;
 pub use analyze::{analyze_file, analyze_input, analyze_silence, Analysis};
 pub use catalogue::{stage_catalogue, ParamDoc, StageDoc, STAGE_TYPES};
 pub use error::JobError;
-pub use manifest::{InputSummary, Manifest, OutputEntry, StageReport};
+pub use manifest::{InputSummary, Manifest, OutputEntry, StageReport, WaveformEntry};
 pub use request::{
     default_output_prefix, JobPlan, JobRequest, JobSpec, OneShotParams, PlannedJob, RequestError,
     Work,
 };
 pub use runner::{
-    format_for, manifest_path_for, run, run_local, Job, LocalJob, NoProgress, OutputTarget,
-    Progress, RunnerConfig,
+    format_for, manifest_path_for, run, run_local, waveform_path_for, Job, LocalJob, NoProgress,
+    OutputTarget, Progress, RunnerConfig,
 };
 pub use spec::{
     cap_echo, cap_echo_at, parse_chain, preset, preset_summary, BuildContext, Preset, SpecError,

@@ -6,12 +6,13 @@
 //! until the whole job succeeded; S3 pieces are deleted again if the job fails after some of
 //! them completed.
 
-use super::manifest::OutputEntry;
+use super::manifest::{OutputEntry, WaveformEntry};
 use super::JobError;
 use crate::audio::{Block, StreamSpec};
 use crate::dsp::StageEvent;
 use crate::encode::{
     create_encoder, create_encoder_threaded, EncodedOutput, Encoder, OutputFormat,
+    WaveformSettings, WaveformWriter,
 };
 use crate::io::{self, move_into_place, FileSink, ObjectRef, S3Context};
 use std::collections::VecDeque;
@@ -171,6 +172,7 @@ impl<'a> Outputs<'a> {
                     pieces.overwrite,
                 );
                 published.created_dir = pieces.created_dir.take();
+                published.pieces = pieces.finished.len();
                 for piece in pieces.finished.drain(..) {
                     entries.push(piece.entry);
                     match piece.pending {
@@ -421,6 +423,8 @@ pub struct Published<'a> {
     overwrite: bool,
     /// A pieces folder this job created: removed again (if empty) when the job fails.
     created_dir: Option<PathBuf>,
+    /// Pieces among the outputs (the stale-piece clean-up keeps `piece_0001` … up to it).
+    pieces: usize,
 }
 
 impl<'a> Published<'a> {
@@ -438,7 +442,17 @@ impl<'a> Published<'a> {
             extension,
             overwrite,
             created_dir: None,
+            pieces: 0,
         }
+    }
+
+    /// Adds a finished waveform file: published, retracted or deleted with the outputs.
+    pub fn add_waveform(&mut self, mut waveform: FinishedWaveform<'_>) {
+        match waveform.pending.take() {
+            Some(pending) => self.moves.push((pending, waveform.path.clone())),
+            None => self.uploaded.push(waveform.path.clone()),
+        }
+        waveform.handed_on = true;
     }
 
     /// Moves every pending local output to its final name (never over an existing file unless
@@ -478,7 +492,7 @@ impl<'a> Published<'a> {
             committed.files.push(path.clone());
         }
         if let (Some(ObjectRef::File(dir)), true) = (&self.dir, self.overwrite) {
-            remove_stale_pieces(dir, self.extension, moves.len());
+            remove_stale_pieces(dir, self.extension, self.pieces);
         }
         Ok(committed)
     }
@@ -554,6 +568,108 @@ fn remove_stale_pieces(dir: &std::path::Path, extension: &str, count: usize) {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
+        }
+    }
+}
+
+/// The waveform data file a job writes beside its outputs ([`crate::encode::WaveformWriter`]
+/// into a file under a pending name, or an S3 object), fed the decoded input.
+pub struct WaveformOutput<'a> {
+    path: ObjectRef,
+    pending: Option<PathBuf>,
+    writer: WaveformWriter,
+    settings: WaveformSettings,
+    s3: Option<&'a S3Context>,
+}
+
+impl<'a> WaveformOutput<'a> {
+    /// A waveform of a stream of `spec` at `path`; an S3 object is recorded as written by
+    /// `job_id`, like the outputs.
+    ///
+    /// # Errors
+    /// The file or upload cannot be created, or the settings are out of range.
+    pub fn create(
+        path: ObjectRef,
+        s3: Option<&'a S3Context>,
+        settings: WaveformSettings,
+        spec: StreamSpec,
+        job_id: &str,
+    ) -> Result<Self, JobError> {
+        let (sink, pending): (Box<dyn crate::audio::ByteSink>, _) = match &path {
+            ObjectRef::File(final_path) => {
+                let pending = pending_path(final_path);
+                let sink = FileSink::create(&pending)?.shown_as(final_path);
+                (Box::new(sink), Some(pending))
+            }
+            ObjectRef::S3 { .. } => (io::create_sink(s3, &path, Some(job_id))?, None),
+        };
+        let writer =
+            WaveformWriter::new(settings, spec, sink).map_err(|source| JobError::Format {
+                path: path.to_string(),
+                source,
+            })?;
+        Ok(Self {
+            path,
+            pending,
+            writer,
+            settings,
+            s3,
+        })
+    }
+
+    /// Adds one decoded block.
+    ///
+    /// # Errors
+    /// Writing failed.
+    pub fn write(&mut self, block: &Block) -> Result<(), JobError> {
+        Ok(self.writer.write(block)?)
+    }
+
+    /// Finishes the file (committed under its pending name, or the S3 upload completed); it is
+    /// published with the outputs, or deleted if the job fails first.
+    ///
+    /// # Errors
+    /// Finishing the file failed.
+    pub fn finish(self) -> Result<FinishedWaveform<'a>, JobError> {
+        let summary = self.writer.finish()?;
+        Ok(FinishedWaveform {
+            entry: WaveformEntry {
+                path: self.path.to_string(),
+                settings: self.settings,
+                channels: summary.channels,
+                sample_rate: summary.sample_rate,
+                length: summary.length,
+                frames: summary.frames,
+                bytes: summary.bytes,
+            },
+            path: self.path,
+            pending: self.pending,
+            s3: self.s3,
+            handed_on: false,
+        })
+    }
+}
+
+/// A written waveform file waiting to be published with the job's outputs
+/// ([`Published::add_waveform`]); dropped before that, it is deleted.
+pub struct FinishedWaveform<'a> {
+    /// What the manifest says of it.
+    pub entry: WaveformEntry,
+    path: ObjectRef,
+    pending: Option<PathBuf>,
+    s3: Option<&'a S3Context>,
+    handed_on: bool,
+}
+
+impl Drop for FinishedWaveform<'_> {
+    fn drop(&mut self) {
+        if self.handed_on {
+            return;
+        }
+        if let Some(pending) = &self.pending {
+            let _ = std::fs::remove_file(pending);
+        } else {
+            delete_objects(self.s3, std::slice::from_ref(&self.path));
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use super::spec::{cap_echo_at, parse_chain, preset, StageSpec};
 use crate::dsp::{AutoKeyword, KeepSilence, SilenceAction, SilenceMode, SilenceParams, Threshold};
-use crate::encode::{Mp3Rate, OutputFormat};
+use crate::encode::{Mp3Rate, OutputFormat, WaveformSettings};
 use crate::io::ObjectRef;
 use serde::Deserialize;
 use serde_json::Value;
@@ -58,6 +58,8 @@ pub struct JobSpec {
     /// Where the output goes (an object, or a prefix for pieces); `None` = under the request's
     /// output folder.
     pub output: Option<ObjectRef>,
+    /// Waveform data of the input to write beside the outputs (`"waveform": {…}`).
+    pub waveform: Option<WaveformSettings>,
 }
 
 /// The legacy one-shot service's parameters, validated.
@@ -196,6 +198,8 @@ pub struct SpecFields {
     bitrate: Option<u32>,
     #[serde(default)]
     output: Option<String>,
+    #[serde(default)]
+    waveform: Option<Value>,
 }
 
 impl SpecFields {
@@ -274,13 +278,33 @@ impl JobSpec {
             None => None,
             Some(text) => Some(s3_output(&text, &at.field("output"))?),
         };
+        let waveform = fields
+            .waveform
+            .map(|value| waveform_settings(value, &at.field("waveform")))
+            .transpose()?;
         Ok(JobSpec {
             preset: preset_name,
             chain,
             format,
             output,
+            waveform,
         })
     }
+}
+
+/// The `waveform` object of a job spec (`{}` = the defaults), validated; errors name the field
+/// (`waveform.bits: 12 is not 8 or 16`).
+fn waveform_settings(value: Value, field: &str) -> Result<WaveformSettings, RequestError> {
+    let settings = WaveformSettings::deserialize(value)
+        .map_err(|e| invalid(field, bounded(&e.to_string())))?;
+    settings.validate().map_err(|reason| {
+        // `validate` says `name: why`; the field becomes `waveform.name`.
+        match reason.split_once(": ") {
+            Some((name, why)) => invalid(&format!("{field}.{name}"), why),
+            None => invalid(field, reason),
+        }
+    })?;
+    Ok(settings)
 }
 
 /// An output location written by the user: S3 only (a job from a queue or a task never writes
@@ -535,6 +559,8 @@ pub struct PlannedJob {
     pub format: Option<OutputFormat>,
     /// The preset's name, if any (`oneshot`/`transcode` for legacy requests).
     pub preset: Option<String>,
+    /// Waveform data to write beside the outputs.
+    pub waveform: Option<WaveformSettings>,
 }
 
 impl JobRequest {
@@ -565,6 +591,7 @@ impl JobRequest {
                         chain: spec.chain.clone(),
                         format: spec.format,
                         preset: spec.preset.clone(),
+                        waveform: spec.waveform,
                     }],
                     preserve_original: None,
                 }
@@ -590,12 +617,14 @@ impl JobRequest {
                             chain: vec![StageSpec::Silence(split.clone())],
                             format,
                             preset: Some("oneshot".to_owned()),
+                            waveform: None,
                         },
                         None => PlannedJob {
                             output: place(format, &named(format)),
                             chain: Vec::new(),
                             format,
                             preset: Some("transcode".to_owned()),
+                            waveform: None,
                         },
                     })
                     .collect();

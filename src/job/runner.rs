@@ -14,7 +14,7 @@
 
 use super::manifest::{InputSummary, Manifest, OutputEntry, StageReport};
 use super::memory::{self, JobMemory, MemoryPart};
-use super::outputs::{Outputs, Published};
+use super::outputs::{FinishedWaveform, Outputs, Published, WaveformOutput};
 use super::spec::BuildContext;
 use super::{identity, targets};
 use super::{JobError, StageSpec};
@@ -23,6 +23,7 @@ use crate::decode::{AudioDecoder, DecodeError, DecodeOptions, SourceInfo};
 use crate::dsp::{Chain, StageEvent};
 use crate::encode::{
     mp3_output_sample_rate, Mp3Rate, OutputFormat, ParallelMp3Encoder, WavSampleFormat,
+    WaveformSettings,
 };
 use crate::io::{self, move_into_place, ObjectRef, ObjectVersion, S3Context, S3Settings};
 use crate::telemetry::{self, names, AudioSecondsCounter, StageMeter};
@@ -113,7 +114,7 @@ impl RunnerConfig {
         (channels_in, channels_out): (usize, usize),
         s3: &S3Settings,
         (s3_input, s3_output): (bool, bool),
-        encoder_bytes: u64,
+        (encoder_bytes, waveform_bytes): (u64, u64),
     ) -> JobMemory {
         let f32_bytes = std::mem::size_of::<f32>() as u64;
         let block = |channels: usize| self.block_frames as u64 * channels as u64 * f32_bytes;
@@ -150,6 +151,10 @@ impl RunnerConfig {
             MemoryPart {
                 what: "parallel MP3 encoder segments (--encode-threads)".into(),
                 bytes: encoder_bytes,
+            },
+            MemoryPart {
+                what: "waveform data (buffer, and its upload to S3)".into(),
+                bytes: waveform_bytes,
             },
         ];
         for (index, (bytes, spec)) in chain.stage_state_bytes().into_iter().zip(specs).enumerate() {
@@ -190,6 +195,8 @@ pub struct LocalJob {
     /// Replace existing local outputs and manifest (`--overwrite`); otherwise a job refuses
     /// to start when one exists.
     pub overwrite: bool,
+    /// Waveform data of the input to write beside the outputs (`--waveform`); `None` = none.
+    pub waveform: Option<WaveformSettings>,
 }
 
 /// A job on files or S3 objects (`s3://bucket/key`); [`LocalJob`] is the same with paths.
@@ -216,6 +223,9 @@ pub struct Job {
     /// The S3 input version to read, as the event that triggered the job reported it (default:
     /// the current object). Every pass of the job reads the same version.
     pub input_version: ObjectVersion,
+    /// Waveform data of the decoded input (before any stage) to write beside the outputs, at
+    /// [`waveform_path_for`] the target; `None` = none.
+    pub waveform: Option<WaveformSettings>,
 }
 
 impl From<&LocalJob> for Job {
@@ -229,6 +239,7 @@ impl From<&LocalJob> for Job {
             manifest: job.manifest.clone().map(ObjectRef::File),
             overwrite: job.overwrite,
             input_version: ObjectVersion::default(),
+            waveform: job.waveform,
         }
     }
 }
@@ -340,7 +351,20 @@ pub fn run(
                 .as_ref()
                 .map_or(job.input.is_s3(), ObjectRef::is_s3),
         ),
-        encoder_bytes,
+        (
+            encoder_bytes,
+            job.waveform.map_or(0, |settings| {
+                waveform_memory_bytes(
+                    settings,
+                    info.spec.channels,
+                    info.frames,
+                    job.output
+                        .as_ref()
+                        .map_or(job.input.is_s3(), ObjectRef::is_s3)
+                        .then(|| s3.map_or(&default_settings, S3Context::settings)),
+                )
+            }),
+        ),
     );
     if !memory.fits() {
         return Err(JobError::OverBudget {
@@ -365,7 +389,10 @@ pub fn run(
         .manifest
         .clone()
         .unwrap_or_else(|| manifest_path_for(&target));
-    check_local_targets(job, &target, &manifest_path)?;
+    let waveform_path = job
+        .waveform
+        .map(|settings| waveform_path_for(&target, settings));
+    check_local_targets(job, &target, &manifest_path, waveform_path.as_ref())?;
     let input_version = match &job.input {
         ObjectRef::File(path) => identity::local_version(path),
         ObjectRef::S3 { .. } => etag.clone(),
@@ -377,6 +404,7 @@ pub fn run(
         &job.chain,
         format,
         target_ref,
+        job.waveform.as_ref(),
     );
     let outputs = match &target {
         OutputTarget::Folder(dir) => Outputs::pieces(
@@ -398,15 +426,33 @@ pub fn run(
         )?,
     };
 
+    let waveform = match (job.waveform, waveform_path) {
+        (Some(settings), Some(path)) => Some(WaveformOutput::create(
+            path, s3, settings, info.spec, &job_id,
+        )?),
+        _ => None,
+    };
+
     progress.start(info.frames);
     let result = analyse(&mut chain, job, &pinned, s3, config, progress).and_then(|()| {
         if !chain.analysis_stages().is_empty() {
             progress.phase("processing", info.frames);
         }
-        stream(decoder, &mut chain, outputs, config, progress, &job.input)
+        stream(
+            decoder,
+            &mut chain,
+            (outputs, waveform),
+            config,
+            progress,
+            &job.input,
+        )
     });
     progress.finish();
-    let (decoded, entries, published) = result?;
+    let (decoded, entries, mut published, waveform) = result?;
+    let waveform_entry = waveform.as_ref().map(|w| w.entry.clone());
+    if let Some(waveform) = waveform {
+        published.add_waveform(waveform);
+    }
     let DecodeTotals {
         frames: decoded_frames,
         skipped_packets,
@@ -458,6 +504,7 @@ pub fn run(
             })
             .collect(),
         outputs: entries,
+        waveform: waveform_entry,
         skipped_packets,
         block_frames: config.block_frames,
         wall_time_s,
@@ -557,8 +604,13 @@ struct DecodeTotals {
     repairs: SampleRepairs,
 }
 
-/// Outcome of streaming: decoder totals, manifest entries, pieces to publish.
-type Streamed<'a> = (DecodeTotals, Vec<OutputEntry>, Published<'a>);
+/// Outcome of streaming: decoder totals, manifest entries, outputs to publish, the waveform.
+type Streamed<'a> = (
+    DecodeTotals,
+    Vec<OutputEntry>,
+    Published<'a>,
+    Option<FinishedWaveform<'a>>,
+);
 
 /// Counts the decoder's repairs and the encoders' clamps in the metrics.
 fn record_repairs(repairs: SampleRepairs, entries: &[OutputEntry]) {
@@ -596,7 +648,7 @@ fn record_repairs(repairs: SampleRepairs, entries: &[OutputEntry]) {
 fn stream<'a>(
     mut decoder: AudioDecoder,
     chain: &mut Chain,
-    mut outputs: Outputs<'a>,
+    (mut outputs, mut waveform): (Outputs<'a>, Option<WaveformOutput<'a>>),
     config: &RunnerConfig,
     progress: &dyn Progress,
     input: &ObjectRef,
@@ -623,7 +675,7 @@ fn stream<'a>(
             let pool = decoded_pool.clone();
             std::thread::Builder::new()
                 .name("longwave-decode".into())
-                .spawn_scoped(scope, move || -> Result<DecodeTotals, JobError> {
+                .spawn_scoped(scope, move || -> Result<Decoded<'a>, JobError> {
                     let guard = FailOnDrop::new(failed);
                     let mut audio_seconds =
                         AudioSecondsCounter::new(decoder.info().spec.sample_rate);
@@ -639,17 +691,30 @@ fn stream<'a>(
                         }
                         progress.advance(frames as u64);
                         audio_seconds.add_frames(frames as u64);
+                        if let Some(waveform) = waveform.as_mut() {
+                            waveform.write(&block)?;
+                        }
                         if decoded_tx.send(block).is_err() {
                             break; // downstream failed; its error is reported instead
                         }
                     }
                     audio_seconds.finish();
+                    // Only a complete decode finishes the waveform: a decode cut short by a
+                    // failure elsewhere drops it, which aborts its file.
+                    let waveform = if failed.load(Ordering::Acquire) {
+                        None
+                    } else {
+                        waveform.map(WaveformOutput::finish).transpose()?
+                    };
                     guard.disarm();
-                    Ok(DecodeTotals {
-                        frames: decoder.frames_decoded(),
-                        skipped_packets: decoder.skipped_packets(),
-                        repairs: decoder.sample_repairs(),
-                    })
+                    Ok((
+                        DecodeTotals {
+                            frames: decoder.frames_decoded(),
+                            skipped_packets: decoder.skipped_packets(),
+                            repairs: decoder.sample_repairs(),
+                        },
+                        waveform,
+                    ))
                 })
         };
         let dsp_thread = {
@@ -756,7 +821,7 @@ fn stream<'a>(
                 crate::audio::panic_message(panic.as_ref())
             ),
         })?;
-        let decoded = decoded?;
+        let (decoded, waveform) = decoded?;
         output_result?;
         if decoded.frames == 0 {
             // Refused before any output is committed: nothing to process.
@@ -765,9 +830,12 @@ fn stream<'a>(
             }));
         }
         let (entries, published) = outputs.finish()?;
-        Ok((decoded, entries, published))
+        Ok((decoded, entries, published, waveform))
     })
 }
+
+/// What the decode thread returns: its totals and the finished waveform file, if any.
+type Decoded<'a> = (DecodeTotals, Option<FinishedWaveform<'a>>);
 
 /// Records the chain's last per-stage timings in the metrics (`dsp` itself knows no metrics).
 fn record_stage_timings(meters: &[StageMeter], chain: &Chain) {
@@ -935,11 +1003,54 @@ pub fn manifest_path_for(target: &OutputTarget) -> ObjectRef {
     }
 }
 
+/// Where a job's waveform data goes: `waveform.<dat|json>` inside a folder or prefix,
+/// `<name>.waveform.<dat|json>` next to a single output (as the manifest).
+pub fn waveform_path_for(target: &OutputTarget, settings: WaveformSettings) -> ObjectRef {
+    let extension = settings.format.extension();
+    match target {
+        OutputTarget::Folder(dir) => dir.join(&format!("waveform.{extension}")),
+        OutputTarget::File(file) => {
+            let name = file.file_name().unwrap_or("output");
+            sibling(file, &format!("{name}.waveform.{extension}"))
+        }
+    }
+}
+
+/// Memory of writing a waveform: its buffer, and for an S3 output what the upload holds (the
+/// whole file up to the sink's bound, since the first part is kept for the header patch); the
+/// file's size is estimated from the input's frame count when the header gives one (JSON: at
+/// most 7 bytes per value).
+fn waveform_memory_bytes(
+    settings: WaveformSettings,
+    channels: usize,
+    frames: Option<u64>,
+    s3_output: Option<&S3Settings>,
+) -> u64 {
+    const BUFFER: u64 = 64 * 1024 + 256;
+    let Some(s3) = s3_output else {
+        return BUFFER;
+    };
+    let sink_bound = (2 + s3.parts_in_flight as u64) * s3.part_size as u64;
+    let value_bytes: u64 = match (settings.format, settings.bits) {
+        (crate::encode::WaveformFormat::Json, _) => 7,
+        (_, 8) => 1,
+        _ => 2,
+    };
+    let file_bytes = frames.map_or(u64::MAX, |frames| {
+        let pixels = frames.div_ceil(u64::from(settings.samples_per_pixel.max(1)));
+        let values = pixels * 2 * settings.output_channels(channels) as u64;
+        // 10 % over the header's count: a header may understate the length a little.
+        (values * value_bytes + 256).saturating_mul(11) / 10
+    });
+    BUFFER + file_bytes.min(sink_bound)
+}
+
 /// Checks every local path the job writes (see [`super::targets`]) before any byte is read.
 fn check_local_targets(
     job: &Job,
     target: &OutputTarget,
     manifest: &ObjectRef,
+    waveform: Option<&ObjectRef>,
 ) -> Result<(), JobError> {
     let mut paths: Vec<(&str, &std::path::Path)> = Vec::new();
     if let ObjectRef::File(input) = &job.input {
@@ -958,15 +1069,22 @@ fn check_local_targets(
         }
         _ => {}
     }
+    let in_pieces_folder = |path: &std::path::Path| {
+        path.parent()
+            .is_some_and(|p| Some(p) == pieces_folder.map(|d| d.as_path()))
+    };
+    let mut files = Vec::new();
     if let ObjectRef::File(manifest) = manifest {
         paths.push(("manifest", manifest));
-        targets::check_distinct(&paths)?;
-        let in_pieces_folder = manifest
-            .parent()
-            .is_some_and(|p| Some(p) == pieces_folder.map(|d| d.as_path()));
-        targets::check_file_target(manifest, "manifest", job.overwrite, in_pieces_folder)?;
-    } else {
-        targets::check_distinct(&paths)?;
+        files.push(("manifest", manifest));
+    }
+    if let Some(ObjectRef::File(waveform)) = waveform {
+        paths.push(("waveform", waveform));
+        files.push(("waveform", waveform));
+    }
+    targets::check_distinct(&paths)?;
+    for (role, path) in files {
+        targets::check_file_target(path, role, job.overwrite, in_pieces_folder(path))?;
     }
     Ok(())
 }

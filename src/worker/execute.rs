@@ -321,6 +321,7 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &PlannedJ
             version_id: item.version_id.clone(),
             etag: item.etag.clone(),
         },
+        waveform: task.waveform,
     };
     let progress = CancelFlag(&cx.cancel);
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -426,7 +427,22 @@ fn already_complete(
     let chain = serde_json::to_value(&task.chain).ok();
     Ok(existing.get("status").is_none()
         && existing.pointer("/input/etag").and_then(|v| v.as_str()) == Some(etag.as_str())
-        && existing.get("chain") == chain.as_ref())
+        && existing.get("chain") == chain.as_ref()
+        && has_waveform(&existing, task.waveform.as_ref()))
+}
+
+/// Whether a manifest lists the waveform file a job asks for, with the same settings (a job
+/// asking for none is satisfied either way).
+fn has_waveform(manifest: &serde_json::Value, wanted: Option<&impl serde::Serialize>) -> bool {
+    let Some(wanted) = wanted else {
+        return true;
+    };
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(wanted) else {
+        return false;
+    };
+    fields
+        .iter()
+        .all(|(name, value)| manifest.get("waveform").and_then(|w| w.get(name)) == Some(value))
 }
 
 /// Writes `{"status":"failed", …}` where the manifest would have gone, so whoever looks for the
@@ -473,6 +489,33 @@ fn write_failure_manifest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_manifest_satisfies_a_waveform_request_only_with_the_same_settings() {
+        use crate::encode::{WaveformFormat, WaveformSettings};
+        let asked = WaveformSettings::default();
+        let manifest = |settings: WaveformSettings| {
+            let mut waveform = serde_json::to_value(settings).unwrap();
+            waveform["length"] = serde_json::json!(10);
+            serde_json::json!({ "waveform": waveform })
+        };
+        assert!(has_waveform(&manifest(asked), Some(&asked)));
+        assert!(has_waveform(
+            &serde_json::json!({}),
+            None::<&WaveformSettings>
+        ));
+        assert!(!has_waveform(&serde_json::json!({}), Some(&asked)));
+        let other = WaveformSettings {
+            format: WaveformFormat::Json,
+            ..asked
+        };
+        assert!(!has_waveform(&manifest(other), Some(&asked)));
+        let split = WaveformSettings {
+            split_channels: true,
+            ..asked
+        };
+        assert!(!has_waveform(&manifest(split), Some(&asked)));
+    }
 
     #[test]
     fn retry_delay_grows_and_is_capped() {

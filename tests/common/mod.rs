@@ -184,3 +184,46 @@ pub fn flac_test(path: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What `waveform-data` read from a file: the header fields and per channel the min and max
+/// arrays.
+pub struct WaveformRead {
+    pub header: serde_json::Value,
+    pub min: Vec<Vec<i64>>,
+    pub max: Vec<Vec<i64>>,
+}
+
+/// Loads `path` with the npm `waveform-data` package (tests/js/read-waveform.cjs).
+pub fn read_with_waveform_data(path: &Path) -> WaveformRead {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/read-waveform.cjs");
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .arg(path)
+        .output()
+        .expect("node runs (scripts/setup-test-env.sh installs nodejs and tests/js)");
+    assert!(
+        out.status.success(),
+        "waveform-data cannot read {path:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arrays = |key: &str| -> Vec<Vec<i64>> {
+        header[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                c.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_i64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    WaveformRead {
+        min: arrays("min"),
+        max: arrays("max"),
+        header,
+    }
+}
