@@ -510,4 +510,25 @@ fn analyze_reads_s3_objects_as_it_reads_files() {
         !out.status.success() && stderr.contains("missing.m4a") && stderr.contains("no such key"),
         "{stderr}"
     );
+    // `plot` reads S3 the same way: the same picture from the object as from the file (of
+    // the same name: the title names it).
+    let local = dir.path().join("rec.m4a");
+    std::fs::copy(&input, &local).unwrap();
+    let (remote_png, local_png) = (dir.path().join("remote.png"), dir.path().join("local.png"));
+    longwave_ok(&[
+        "plot",
+        &format!("s3://{b}/in/rec.m4a"),
+        "-o",
+        remote_png.to_str().unwrap(),
+    ]);
+    longwave_ok(&[
+        "plot",
+        local.to_str().unwrap(),
+        "-o",
+        local_png.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(remote_png).unwrap() == std::fs::read(local_png).unwrap(),
+        "the pictures differ"
+    );
 }

@@ -104,6 +104,21 @@ pub fn run(dir: &Path, seconds: f64) -> Result<()> {
                 output.path, output.format, output.duration_s
             );
         }
+        if name == "oneshot" {
+            // The picture of the split: waveform, silent ranges, threshold and pieces.
+            let picture = dir.join("oneshot.png");
+            let size = super::plot::DEFAULT_SIZE;
+            let mut data = job::plot_data(
+                &longwave::io::ObjectRef::File(input.clone()),
+                None,
+                config.decode,
+                None,
+                super::plot::columns_for(size.0),
+            )?;
+            data.silence = super::silence_marks(&manifest);
+            super::plot::write(&data, &picture, size, true)?;
+            println!("  wrote {} (the split, drawn)", picture.display());
+        }
         if let Some(waveform) = &manifest.waveform {
             println!(
                 "  wrote {} (waveform, {} pixels of {} frames)",

@@ -2,6 +2,7 @@
 //! `anyhow` errors with the context a user needs.
 
 mod demo;
+mod plot;
 mod progress;
 mod worker;
 
@@ -48,6 +49,49 @@ enum Command {
     Demo(DemoArgs),
     /// List every stage a chain may hold, with each parameter's default, range and choices.
     Stages(StagesArgs),
+    /// Draw a PNG of a recording's waveform with the silent ranges, the threshold and the pieces
+    /// of a silence split (by default the oneshot preset's).
+    Plot(PlotArgs),
+}
+
+#[derive(Args, Debug)]
+struct PlotArgs {
+    /// Input audio: a file or `s3://bucket/key`.
+    input: String,
+    /// The PNG to write. Default: `<input stem>.plot.png` next to a local input, in the
+    /// current folder for an S3 input.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The split to show, as the `silence` stage's fields in JSON (e.g.
+    /// `{"mode":"pydub","threshold_db":-40,"min_silence_ms":500}`); default: the oneshot
+    /// preset's (pydub, −30 dBFS, 750 ms, 50 ms kept).
+    #[arg(long, value_name = "JSON", conflicts_with = "no_silence")]
+    silence_params: Option<String>,
+    /// The waveform alone, without a split.
+    #[arg(long)]
+    no_silence: bool,
+    #[command(flatten)]
+    size: PlotSizeArgs,
+    /// Replace an existing PNG.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+/// The size of a picture (`plot`, `process --plot`).
+#[derive(Args, Debug)]
+struct PlotSizeArgs {
+    /// Picture width in pixels (200…8000).
+    #[arg(long, value_name = "PX", default_value_t = plot::DEFAULT_SIZE.0, value_parser = clap::value_parser!(u32).range(i64::from(*plot::SIZE_RANGE.start())..=i64::from(*plot::SIZE_RANGE.end())))]
+    width: u32,
+    /// Picture height in pixels (200…8000).
+    #[arg(long, value_name = "PX", default_value_t = plot::DEFAULT_SIZE.1, value_parser = clap::value_parser!(u32).range(i64::from(*plot::SIZE_RANGE.start())..=i64::from(*plot::SIZE_RANGE.end())))]
+    height: u32,
+}
+
+impl PlotSizeArgs {
+    fn size(&self) -> (u32, u32) {
+        (self.width, self.height)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +160,12 @@ struct ProcessArgs {
     encode: EncodeArgs,
     #[command(flatten)]
     waveform: WaveformArgs,
+    /// Also draw a PNG of the input's waveform with the job's silent ranges, threshold and
+    /// pieces (a local file; drawn after the job from one more decode of the input).
+    #[arg(long, value_name = "PNG")]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    plot_size: PlotSizeArgs,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -325,6 +375,7 @@ pub fn run() -> Result<()> {
         Command::Generate(args) => generate(args),
         Command::Demo(args) => demo::run(&args.dir, args.seconds),
         Command::Stages(args) => stages(&args),
+        Command::Plot(args) => plot_command(args),
     }
 }
 
@@ -355,6 +406,9 @@ fn process(args: ProcessArgs) -> Result<()> {
         input_version: Default::default(),
         waveform: args.waveform.settings(),
     };
+    if let Some(plot) = &args.plot {
+        check_plot_target(plot, &job, args.overwrite)?;
+    }
     let needs_s3 = job.input.is_s3()
         || job.output.as_ref().is_some_and(ObjectRef::is_s3)
         || job.manifest.as_ref().is_some_and(ObjectRef::is_s3);
@@ -411,6 +465,165 @@ fn process(args: ProcessArgs) -> Result<()> {
             "{:.1} s of audio in {:.2} s ({:.0}x realtime)",
             manifest.input.duration_s, manifest.wall_time_s, manifest.realtime_factor
         );
+    }
+    if let Some(path) = &args.plot {
+        let size = args.plot_size.size();
+        let mut data = job::plot_data(
+            &job.input,
+            s3.as_ref(),
+            config.decode,
+            None,
+            plot::columns_for(size.0),
+        )?;
+        data.silence = silence_marks(&manifest);
+        plot::write(&data, path, size, args.overwrite)?;
+        if !args.quiet {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The marks a finished job's manifest gives a picture: the silence stage's threshold and
+/// silent ranges, and the pieces it wrote; `None` for a job without a silence stage.
+fn silence_marks(manifest: &job::Manifest) -> Option<job::SilenceMarks> {
+    let report = manifest
+        .stage_reports
+        .iter()
+        .find(|r| r.stage == "silence")?;
+    let pieces: Vec<(u64, u64)> = manifest
+        .outputs
+        .iter()
+        .filter_map(|o| Some((o.start_ms?, o.end_ms?)))
+        .collect();
+    Some(job::SilenceMarks {
+        pieces_count: pieces.len() as u64,
+        pieces_ms: pieces,
+        ..job::SilenceMarks::from_report(&report.report)
+    })
+}
+
+/// Refuses a `--plot` path before the job runs: not a PNG, existing without `--overwrite`, or
+/// the input or the output itself.
+fn check_plot_target(plot: &std::path::Path, job: &Job, overwrite: bool) -> Result<()> {
+    let is_png = plot
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !is_png {
+        return Err(UsageError(format!(
+            "--plot {}: the picture is a PNG; name it .png",
+            plot.display()
+        ))
+        .into());
+    }
+    let same = |other: &ObjectRef| match other {
+        ObjectRef::File(path) => same_path(plot, path),
+        ObjectRef::S3 { .. } => false,
+    };
+    if same(&job.input) || job.output.as_ref().is_some_and(same) {
+        bail!(
+            "{}: the plot would overwrite the job's input or output; choose another name",
+            plot.display()
+        );
+    }
+    if plot.exists() && !overwrite {
+        bail!(
+            "{}: already exists; pass --overwrite to replace it",
+            plot.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether two local paths name the same file (or would: same canonical folder and name).
+fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let resolve = |p: &std::path::Path| {
+        let parent = match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => std::path::Path::new("."),
+        };
+        Some(parent.canonicalize().ok()?.join(p.file_name()?))
+    };
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => resolve(a).is_some() && resolve(a) == resolve(b),
+    }
+}
+
+/// `longwave plot`: the picture of a recording and, unless `--no-silence`, of its split.
+fn plot_command(args: PlotArgs) -> Result<()> {
+    let input = ObjectRef::parse(&args.input).map_err(|e| UsageError(e.to_string()))?;
+    let output = match &args.output {
+        Some(path) => path.clone(),
+        None => {
+            let stem = input
+                .file_name()
+                .and_then(|n| {
+                    n.rsplit_once('.')
+                        .map(|(stem, _)| stem.to_owned())
+                        .or(Some(n.to_owned()))
+                })
+                .unwrap_or_else(|| "plot".to_owned());
+            let name = format!("{stem}.plot.png");
+            match &input {
+                ObjectRef::File(path) => path.with_file_name(name),
+                ObjectRef::S3 { .. } => PathBuf::from(name),
+            }
+        }
+    };
+    let probe = Job {
+        input: input.clone(),
+        output: None,
+        preset: None,
+        chain: Vec::new(),
+        format: None,
+        manifest: None,
+        overwrite: args.overwrite,
+        input_version: Default::default(),
+        waveform: None,
+    };
+    check_plot_target(&output, &probe, args.overwrite)?;
+    let silence = if args.no_silence {
+        None
+    } else {
+        Some(match &args.silence_params {
+            Some(json) => serde_json::from_str::<SilenceParams>(json).map_err(|e| {
+                UsageError(format!(
+                    "--silence-params: {}",
+                    job::cap_echo(&e.to_string())
+                ))
+            })?,
+            None => match job::preset("oneshot")?.chain.first() {
+                Some(StageSpec::Silence(params)) => params.clone(),
+                _ => bail!("the oneshot preset has no silence stage"),
+            },
+        })
+    };
+    let s3 = match &input {
+        ObjectRef::S3 { .. } => Some(S3Context::from_env(S3Settings::default())?),
+        ObjectRef::File(_) => None,
+    };
+    let size = args.size.size();
+    let data = job::plot_data(
+        &input,
+        s3.as_ref(),
+        DecodeOptions::default(),
+        silence,
+        plot::columns_for(size.0),
+    )?;
+    plot::write(&data, &output, size, args.overwrite)?;
+    match &data.silence {
+        Some(marks) => println!(
+            "wrote {} ({:.1} s, {} pieces, {} silent ranges, threshold {})",
+            output.display(),
+            data.envelope.frames as f64 / f64::from(data.sample_rate.max(1)),
+            marks.pieces_count,
+            marks.silent_ranges_ms.len(),
+            marks
+                .threshold_db
+                .map_or("none (all silent)".to_owned(), |t| format!("{t:.1} dBFS"))
+        ),
+        None => println!("wrote {}", output.display()),
     }
     Ok(())
 }

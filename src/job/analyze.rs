@@ -1,10 +1,11 @@
 //! `analyze`: decode a file once and report what it is and how loud it is.
 
+use super::envelope::{Envelope, EnvelopeColumns};
 use super::runner::open_decoder;
 use super::{BuildContext, JobError, StageSpec};
 use crate::audio::Block;
 use crate::decode::{AudioDecoder, DecodeError, DecodeOptions};
-use crate::dsp::{Chain, SilenceAction, SilenceParams};
+use crate::dsp::{Chain, SilenceAction, SilenceParams, StageEvent};
 use crate::io::{ObjectRef, ObjectVersion, S3Context};
 use serde::Serialize;
 use std::path::Path;
@@ -143,4 +144,165 @@ pub fn analyze_silence(
         .into_iter()
         .find_map(|(_, report)| report)
         .unwrap_or(serde_json::Value::Null))
+}
+
+/// Most pieces [`plot_data`] lists (the count goes on beyond): as many as the silence report's
+/// ranges, so a picture of a very long recording stays bounded.
+pub const PLOT_PIECES_CAP: usize = 10_000;
+
+/// What `longwave plot` draws: the recording's envelope and, when a silence split was asked
+/// for, its threshold, silent ranges and pieces.
+#[derive(Debug, Clone)]
+pub struct PlotData {
+    /// The input, as named.
+    pub path: String,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: usize,
+    /// Per-column min/max over all channels.
+    pub envelope: EnvelopeColumns,
+    /// The split, when one was run.
+    pub silence: Option<SilenceMarks>,
+}
+
+/// A silence split's marks on a picture: the threshold used, the silent ranges and the pieces,
+/// in milliseconds of the recording.
+#[derive(Debug, Clone, Default)]
+pub struct SilenceMarks {
+    /// The threshold the detector used, dBFS (the chosen one when `auto`).
+    pub threshold_db: Option<f64>,
+    /// Silent ranges, at most the report's cap.
+    pub silent_ranges_ms: Vec<(u64, u64)>,
+    /// Pieces of the split, at most [`PLOT_PIECES_CAP`].
+    pub pieces_ms: Vec<(u64, u64)>,
+    /// Pieces in all (beyond the list when it was capped).
+    pub pieces_count: u64,
+}
+
+impl SilenceMarks {
+    /// The marks a silence stage's report gives (threshold and silent ranges); pieces are added
+    /// by the caller.
+    pub fn from_report(report: &serde_json::Value) -> Self {
+        let ranges = report
+            .get("silent_ranges_ms")
+            .and_then(serde_json::Value::as_array)
+            .map(|ranges| {
+                ranges
+                    .iter()
+                    .filter_map(|r| Some((r.get(0)?.as_u64()?, r.get(1)?.as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        SilenceMarks {
+            threshold_db: report
+                .get("threshold_db")
+                .and_then(serde_json::Value::as_f64),
+            silent_ranges_ms: ranges,
+            ..SilenceMarks::default()
+        }
+    }
+}
+
+/// Decodes `input` once (twice with an automatic threshold) and gathers what a picture of it
+/// needs: its envelope in `columns` columns and, with `silence`, the split those parameters
+/// make (the same detector and planner `process` runs; `action` is taken as `split`), in
+/// memory bounded by `columns` and the caps, not by the length.
+///
+/// # Errors
+/// A [`JobError`] when the input cannot be decoded or the parameters are invalid.
+pub fn plot_data(
+    input: &ObjectRef,
+    s3: Option<&S3Context>,
+    options: DecodeOptions,
+    silence: Option<SilenceParams>,
+    columns: usize,
+) -> Result<PlotData, JobError> {
+    let open =
+        || open_decoder(input, s3, options, &ObjectVersion::default()).map(|(decoder, _)| decoder);
+    let mut decoder = open()?;
+    let info = decoder.info().clone();
+    let mut chain = None;
+    if let Some(params) = silence {
+        let spec = StageSpec::Silence(SilenceParams {
+            action: SilenceAction::Split,
+            ..params
+        });
+        spec.validate(0)?;
+        let build = BuildContext {
+            source_bits: info.bits_per_sample,
+        };
+        let mut split = Chain::new(vec![spec.build(&build)]);
+        split.prepare(info.spec, 16_384)?;
+        chain = Some(split);
+    }
+    let mut block = Block::new(info.spec.channels, 16_384);
+    if let Some(chain) = chain.as_mut() {
+        for index in chain.analysis_stages() {
+            let mut pass = open()?;
+            while pass.fill(&mut block)? > 0 {
+                chain.observe(index, &block);
+            }
+            chain.end_observation(index);
+        }
+    }
+    let mut envelope = Envelope::new(columns);
+    let mut pieces = Pieces::default();
+    while decoder.fill(&mut block)? > 0 {
+        envelope.add(&block);
+        if let Some(chain) = chain.as_mut() {
+            chain.process(&block);
+            pieces.take(chain.events(), info.spec.sample_rate);
+        }
+    }
+    let silence = chain.map(|mut chain| {
+        // As the runner: a flush that returns a block may carry events, the last one none.
+        while chain.flush().is_some() {
+            pieces.take(chain.events(), info.spec.sample_rate);
+        }
+        let report = chain
+            .reports()
+            .into_iter()
+            .find_map(|(_, report)| report)
+            .unwrap_or(serde_json::Value::Null);
+        SilenceMarks {
+            pieces_ms: pieces.listed,
+            pieces_count: pieces.count,
+            ..SilenceMarks::from_report(&report)
+        }
+    });
+    Ok(PlotData {
+        path: input.to_string(),
+        sample_rate: info.spec.sample_rate,
+        channels: info.spec.channels,
+        envelope: envelope.finish(),
+        silence,
+    })
+}
+
+/// Pieces gathered from a split's events, in ms of the source.
+#[derive(Default)]
+struct Pieces {
+    open: Option<u64>,
+    listed: Vec<(u64, u64)>,
+    count: u64,
+}
+
+impl Pieces {
+    fn take(&mut self, events: &[StageEvent], sample_rate: u32) {
+        let ms = |frame: u64| frame * 1000 / u64::from(sample_rate.max(1));
+        for event in events {
+            match *event {
+                StageEvent::PieceStart { source_frame, .. } => self.open = Some(source_frame),
+                StageEvent::PieceEnd { source_frame, .. } => {
+                    if let Some(start) = self.open.take() {
+                        self.count += 1;
+                        if self.listed.len() < PLOT_PIECES_CAP {
+                            self.listed.push((ms(start), ms(source_frame)));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@
 
 mod analyze;
 mod catalogue;
+mod envelope;
 mod error;
 mod identity;
 mod manifest;
@@ -19,8 +20,12 @@ mod spec;
 mod targets;
 mod task;
 
-pub use analyze::{analyze_file, analyze_input, analyze_silence, Analysis};
+pub use analyze::{
+    analyze_file, analyze_input, analyze_silence, plot_data, Analysis, PlotData, SilenceMarks,
+    PLOT_PIECES_CAP,
+};
 pub use catalogue::{stage_catalogue, ParamDoc, StageDoc, STAGE_TYPES};
+pub use envelope::{Envelope, EnvelopeColumns};
 pub use error::JobError;
 pub use manifest::{InputSummary, Manifest, OutputEntry, StageReport, WaveformEntry};
 pub use request::{

@@ -1038,9 +1038,9 @@ fn waveform_memory_bytes(
     };
     let file_bytes = frames.map_or(u64::MAX, |frames| {
         let pixels = frames.div_ceil(u64::from(settings.samples_per_pixel.max(1)));
-        let values = pixels * 2 * settings.output_channels(channels) as u64;
+        let values = pixels.saturating_mul(2 * settings.output_channels(channels) as u64);
         // 10 % over the header's count: a header may understate the length a little.
-        (values * value_bytes + 256).saturating_mul(11) / 10
+        (values.saturating_mul(value_bytes).saturating_add(256)).saturating_mul(11) / 10
     });
     BUFFER + file_bytes.min(sink_bound)
 }
