@@ -15,7 +15,8 @@ use longwave::encode::{
     Mp3Rate, OutputFormat, WavSampleFormat, WaveformFormat, WaveformSettings,
     DEFAULT_SAMPLES_PER_PIXEL, MAX_SAMPLES_PER_PIXEL, MIN_SAMPLES_PER_PIXEL,
 };
-use longwave::io::{ObjectRef, S3Context, S3Settings};
+use longwave::io::{ObjectRef, S3Context, S3Settings, StatusTable, StatusWrite};
+use longwave::job::status::StatusRecord;
 use longwave::job::{self, Job, RunnerConfig, StageSpec};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -166,6 +167,11 @@ struct ProcessArgs {
     plot: Option<PathBuf>,
     #[command(flatten)]
     plot_size: PlotSizeArgs,
+    #[command(flatten)]
+    status: StatusArgs,
+    /// The status record's key; default: the input as given (`s3://bucket/key` or the path).
+    #[arg(long, value_name = "KEY", requires = "status_table")]
+    status_key: Option<String>,
     /// No progress bar and no summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -237,6 +243,32 @@ impl EncodeArgs {
     }
 }
 
+/// The DynamoDB table of job status records (`process`, `task`, `worker`).
+#[derive(Args, Debug)]
+pub(crate) struct StatusArgs {
+    /// Keep a status record per job in this DynamoDB table: PROCESSING (worker, attempt,
+    /// start) → COMPLETE (outputs, durations, levels, manifest, timings) or FAILED (error,
+    /// retryable). Conditional: a COMPLETE record of the same input version never goes back.
+    #[arg(long, env = "STATUS_TABLE", value_name = "TABLE")]
+    status_table: Option<String>,
+    /// The table's partition key attribute (a string).
+    #[arg(
+        long,
+        env = "STATUS_KEY_ATTRIBUTE",
+        value_name = "NAME",
+        default_value = "id"
+    )]
+    status_key_attribute: String,
+}
+
+impl StatusArgs {
+    /// The table and key attribute, or `None` without a table (an empty `STATUS_TABLE` too).
+    pub(crate) fn table(&self) -> Option<(String, String)> {
+        let table = self.status_table.as_deref()?.trim();
+        (!table.is_empty()).then(|| (table.to_owned(), self.status_key_attribute.clone()))
+    }
+}
+
 /// Waveform data of the input beside the outputs (`process`).
 #[derive(Args, Debug)]
 struct WaveformArgs {
@@ -287,6 +319,12 @@ struct TaskArgs {
     memory: MemoryArgs,
     #[command(flatten)]
     encode: EncodeArgs,
+    #[command(flatten)]
+    status: StatusArgs,
+    /// The status record's key (the one-shot service's recording id); default: the input,
+    /// `s3://S3_BUCKET/S3_KEY`.
+    #[arg(long, env = "SAMPLE_ID", value_name = "KEY")]
+    status_key: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -409,9 +447,11 @@ fn process(args: ProcessArgs) -> Result<()> {
     if let Some(plot) = &args.plot {
         check_plot_target(plot, &job, args.overwrite)?;
     }
+    let status_table = args.status.table();
     let needs_s3 = job.input.is_s3()
         || job.output.as_ref().is_some_and(ObjectRef::is_s3)
-        || job.manifest.as_ref().is_some_and(ObjectRef::is_s3);
+        || job.manifest.as_ref().is_some_and(ObjectRef::is_s3)
+        || status_table.is_some();
     let s3 = if needs_s3 {
         let mut settings = S3Settings::default();
         if let Some(mib) = args.part_size_mib {
@@ -444,15 +484,40 @@ fn process(args: ProcessArgs) -> Result<()> {
         job.input.file_name().unwrap_or(""),
         Arc::clone(&signal),
     );
-    let manifest = match job::run(&job, s3.as_ref(), &config, &progress) {
-        Err(job::JobError::Cancelled { .. }) if signal.load(Ordering::Relaxed) != 0 => {
+    let table = match (&status_table, &s3) {
+        (Some((table, key_attribute)), Some(s3)) => {
+            Some(StatusTable::connect(s3, table, key_attribute)?)
+        }
+        _ => None,
+    };
+    let status = table
+        .as_ref()
+        .map(|table| (table, status_key(args.status_key.as_deref(), &job.input)));
+    let manifest = match run_recorded(&job, s3.as_ref(), &config, &progress, status) {
+        Err(error)
+            if signal.load(Ordering::Relaxed) != 0
+                && matches!(
+                    error.downcast_ref::<job::JobError>(),
+                    Some(job::JobError::Cancelled { .. })
+                ) =>
+        {
             return Err(Interrupted {
                 input: job.input.to_string(),
                 signal: signal.load(Ordering::Relaxed),
             }
             .into());
         }
-        result => result?,
+        Err(error) => return Err(error),
+        Ok(None) => {
+            if !args.quiet {
+                eprintln!(
+                    "{}: the status record says this input is already complete; nothing to do",
+                    job.input
+                );
+            }
+            return Ok(());
+        }
+        Ok(Some(manifest)) => manifest,
     };
     if !args.quiet {
         for output in &manifest.outputs {
@@ -684,6 +749,11 @@ fn task(args: TaskArgs) -> Result<()> {
             eprintln!("copied {} to {copy}", plan.input);
         }
     }
+    let table = match args.status.table() {
+        Some((table, key_attribute)) => Some(StatusTable::connect(&s3, &table, &key_attribute)?),
+        None => None,
+    };
+    let key = status_key(args.status_key.as_deref(), &plan.input);
     for task_job in &plan.jobs {
         let job = Job {
             input: plan.input.clone(),
@@ -696,7 +766,17 @@ fn task(args: TaskArgs) -> Result<()> {
             input_version: Default::default(),
             waveform: task_job.waveform,
         };
-        let manifest = job::run(&job, Some(&s3), &config, &job::NoProgress)?;
+        let status = table.as_ref().map(|table| (table, key.clone()));
+        let Some(manifest) = run_recorded(&job, Some(&s3), &config, &job::NoProgress, status)?
+        else {
+            if !args.quiet {
+                eprintln!(
+                    "{}: the status record says this input is already complete",
+                    plan.input
+                );
+            }
+            continue;
+        };
         if !args.quiet {
             eprintln!(
                 "{}: {} output(s) under {} ({:.0}x realtime)",
@@ -708,6 +788,57 @@ fn task(args: TaskArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The key of a job's status record: the one given, else the input's name.
+fn status_key(given: Option<&str>, input: &ObjectRef) -> String {
+    given
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map_or_else(|| input.to_string(), str::to_owned)
+}
+
+/// Runs `job` and, with a status table, keeps its record: PROCESSING before the run, COMPLETE
+/// (from the manifest) or FAILED after it. `None` when the record is already COMPLETE for
+/// this input version: nothing is run.
+fn run_recorded(
+    job: &Job,
+    s3: Option<&S3Context>,
+    config: &RunnerConfig,
+    progress: &dyn job::Progress,
+    status: Option<(&StatusTable, String)>,
+) -> Result<Option<job::Manifest>> {
+    let (Some((table, key)), Some(s3)) = (status, s3) else {
+        return Ok(Some(job::run(job, s3, config, progress)?));
+    };
+    let version = job::status::input_version(&job.input, s3)?;
+    let record = StatusRecord::new(table, key, version);
+    let worker = job::status::worker_id();
+    if record.processing(&job.input.to_string(), &worker, None)? == StatusWrite::KeptComplete {
+        return Ok(None);
+    }
+    match job::run_located(job, Some(s3), config, progress) {
+        Ok((manifest, location)) => {
+            let value = serde_json::to_value(&manifest)?;
+            record
+                .complete(&value, &location.to_string())
+                .with_context(|| {
+                    format!(
+                        "{}: the outputs and the manifest are complete, but",
+                        job.input
+                    )
+                })?;
+            Ok(Some(manifest))
+        }
+        Err(error) => {
+            if let Err(status) = record.failed(error.kind(), &error.to_string(), error.retryable())
+            {
+                // The job's own error is what the user must see first; the record's is logged.
+                eprintln!("longwave: {status}");
+            }
+            Err(error.into())
+        }
+    }
 }
 
 /// Reads `--chain`: inline JSON or `@FILE`.

@@ -74,6 +74,8 @@ pub struct WorkerArgs {
     memory: super::MemoryArgs,
     #[command(flatten)]
     encode: super::EncodeArgs,
+    #[command(flatten)]
+    status: super::StatusArgs,
     /// Stop after handling this many messages (for tests and one-off drains).
     #[arg(long, hide = true)]
     max_messages: Option<u64>,
@@ -168,6 +170,7 @@ pub fn run(args: WorkerArgs) -> Result<()> {
             ..S3Settings::default()
         },
         max_messages: args.max_messages,
+        status: args.status.table(),
     };
     worker::run(config, shutdown)?;
     Ok(())

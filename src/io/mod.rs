@@ -30,6 +30,7 @@ mod file;
 mod object;
 mod reader;
 mod sink;
+mod status;
 
 pub use backoff::Backoff;
 pub use context::{S3Context, S3Settings, MAX_PARTS, MAX_PART_SIZE, MIN_PART_SIZE};
@@ -38,6 +39,7 @@ pub use file::{file_kind, move_into_place, open_file, FileSink};
 pub use object::ObjectRef;
 pub use reader::{ObjectVersion, ReadStats, S3Reader};
 pub use sink::{S3Sink, WriteMode};
+pub use status::{JobStatus, StatusError, StatusTable, StatusWrite, MAX_STRING_CHARS};
 
 use crate::audio::ByteSink;
 use std::io;

@@ -17,6 +17,7 @@ mod outputs;
 pub mod request;
 mod runner;
 mod spec;
+pub mod status;
 mod targets;
 mod task;
 
@@ -33,8 +34,8 @@ pub use request::{
     Work,
 };
 pub use runner::{
-    format_for, manifest_path_for, run, run_local, waveform_path_for, Job, LocalJob, NoProgress,
-    OutputTarget, Progress, RunnerConfig,
+    format_for, manifest_path_for, run, run_local, run_located, waveform_path_for, Job, LocalJob,
+    NoProgress, OutputTarget, Progress, RunnerConfig,
 };
 pub use spec::{
     cap_echo, cap_echo_at, parse_chain, preset, preset_summary, BuildContext, Preset, SpecError,

@@ -302,6 +302,19 @@ pub fn run(
     config: &RunnerConfig,
     progress: &dyn Progress,
 ) -> Result<Manifest, JobError> {
+    run_located(job, s3, config, progress).map(|(manifest, _)| manifest)
+}
+
+/// [`run`], also returning where the manifest was written (a status record points to it).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_located(
+    job: &Job,
+    s3: Option<&S3Context>,
+    config: &RunnerConfig,
+    progress: &dyn Progress,
+) -> Result<(Manifest, ObjectRef), JobError> {
     let started = Instant::now();
     for target in job.output.iter().chain(job.manifest.iter()) {
         if let (ObjectRef::S3 { bucket, .. }, Some(s3)) = (target, s3) {
@@ -521,7 +534,7 @@ pub fn run(
         committed.retract();
         return Err(e);
     }
-    Ok(manifest)
+    Ok((manifest, manifest_path))
 }
 
 /// Opens the decoder for `input`: local files directly (their errors say "file not found",

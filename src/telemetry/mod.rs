@@ -81,6 +81,12 @@ pub fn install_prometheus(addr: SocketAddr) -> Result<(), TelemetryError> {
     for kind in ["clipped", "non_finite"] {
         metrics::counter!(names::ENCODE_REPAIRED_SAMPLES_TOTAL, "kind" => kind).absolute(0);
     }
+    for status in ["processing", "complete", "failed"] {
+        for outcome in ["applied", "kept_complete", "failed"] {
+            metrics::counter!(names::STATUS_WRITES_TOTAL, "status" => status, "outcome" => outcome)
+                .absolute(0);
+        }
+    }
     for codec in KNOWN_CODECS.iter().chain(&["pcm", "other"]) {
         metrics::counter!(names::DECODE_SKIPPED_PACKETS_TOTAL, "codec" => *codec).absolute(0);
     }

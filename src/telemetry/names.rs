@@ -53,6 +53,8 @@ pub const DEAD_LETTERED_MESSAGES_TOTAL: &str = "longwave_dead_lettered_messages_
 pub const MEMORY_BUDGET_BYTES: &str = "longwave_memory_budget_bytes";
 /// Resident set size of this process.
 pub const MEMORY_RSS_BYTES: &str = "longwave_memory_rss_bytes";
+/// Writes of job status records (`--status-table`), by status written and outcome.
+pub const STATUS_WRITES_TOTAL: &str = "longwave_status_writes_total";
 /// Constant 1, labelled with the version and git commit.
 pub const BUILD_INFO: &str = "longwave_build_info";
 
@@ -263,6 +265,13 @@ pub const CATALOGUE: &[MetricDef] = &[
         kind: MetricKind::Gauge,
         labels: &[],
         help: "Resident set size of this process.",
+        buckets: &[],
+    },
+    MetricDef {
+        name: STATUS_WRITES_TOTAL,
+        kind: MetricKind::Counter,
+        labels: &["status", "outcome"],
+        help: "Job status record writes (--status-table), by status (processing, complete, failed) and outcome (applied, kept_complete: the record was already complete for this input version, failed).",
         buckets: &[],
     },
     MetricDef {

@@ -7,7 +7,8 @@
 
 use super::message::{parse_message, MessageError, Routing, WorkItem};
 use super::queue::Received;
-use crate::io::{ObjectRef, ObjectVersion, S3Context};
+use crate::io::{ObjectRef, ObjectVersion, S3Context, StatusError, StatusTable, StatusWrite};
+use crate::job::status::StatusRecord;
 use crate::job::{self, Job, JobError, PlannedJob, Progress, RunnerConfig};
 use crate::telemetry::{names, OUTCOMES};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -65,6 +66,10 @@ pub struct JobContext {
     pub routing: Routing,
     /// Set at the end of the shutdown grace period: running jobs stop without committing.
     pub cancel: Arc<AtomicBool>,
+    /// Where job status records go (`--status-table`); `None` = nowhere.
+    pub status: Option<StatusTable>,
+    /// This worker in status records (`workerId`): host name and process id.
+    pub worker_id: String,
 }
 
 /// Progress of a worker job: nothing to show, but it carries the cancellation flag.
@@ -284,28 +289,111 @@ pub fn manifest_location(output: &ObjectRef) -> ObjectRef {
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
 fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &PlannedJob) -> JobOutcome {
+    let Some(table) = &cx.status else {
+        return run_job_unrecorded(cx, message, item, task, None).0;
+    };
+    let manifest = manifest_location(&task.output);
+    // The record is pinned to the input's current version, so a COMPLETE record of an earlier
+    // version (the recording was replaced) does not stop this one.
+    let version = match &item.plan.input {
+        ObjectRef::S3 { bucket, key } => match cx.s3.head_etag(bucket, key) {
+            Ok(etag) => etag.unwrap_or_default(),
+            Err(error) => {
+                return JobOutcome::Failed {
+                    error_type: error.kind(),
+                    reason: error.to_string(),
+                    retryable: error.retryable(),
+                }
+            }
+        },
+        ObjectRef::File(_) => String::new(),
+    };
+    let key = item
+        .status_key
+        .clone()
+        .unwrap_or_else(|| item.plan.input.to_string());
+    let record = StatusRecord::new(table, key, version);
+    let (outcome, finished) = run_job_unrecorded(cx, message, item, task, Some(&record));
+    let written = match (&outcome, &finished) {
+        (JobOutcome::Success | JobOutcome::Duplicate, Some(result)) => {
+            record.complete(result, &manifest.to_string()).map(|_| ())
+        }
+        (
+            JobOutcome::Failed {
+                error_type,
+                reason,
+                retryable,
+            },
+            _,
+        ) => record.failed(error_type, reason, *retryable).map(|_| ()),
+        // Cancelled, superseded, or stopped by the record itself: the record stays as it is
+        // (PROCESSING until the next delivery, or COMPLETE).
+        _ => Ok(()),
+    };
+    match written {
+        Ok(()) => outcome,
+        Err(error) => status_failure(&error),
+    }
+}
+
+/// A status write that failed: the job is retried (outputs already committed stay, and the
+/// redelivery finds them complete and writes the record again).
+fn status_failure(error: &StatusError) -> JobOutcome {
+    tracing::warn!(error = %error, "Cannot write the job's status record; retrying the job.");
+    JobOutcome::Failed {
+        error_type: "status_write",
+        reason: error.to_string(),
+        retryable: true,
+    }
+}
+
+/// Runs one job of a message (idempotency check, the run, the failure manifest); with a status
+/// `record`, marks it PROCESSING before the run. Returns the outcome and, for a success or a
+/// duplicate, the manifest as JSON (for the COMPLETE record).
+fn run_job_unrecorded(
+    cx: &JobContext,
+    message: &Received,
+    item: &WorkItem,
+    task: &PlannedJob,
+    record: Option<&StatusRecord<'_>>,
+) -> (JobOutcome, Option<serde_json::Value>) {
     let manifest = manifest_location(&task.output);
     let ObjectRef::S3 {
         bucket: in_bucket,
         key: in_key,
     } = &item.plan.input
     else {
-        return JobOutcome::Failed {
+        let outcome = JobOutcome::Failed {
             error_type: "invalid_message",
             reason: format!("{}: the worker reads S3 objects only", item.plan.input),
             retryable: false,
         };
+        return (outcome, None);
     };
     // Idempotency: the current input version against a complete manifest.
     match already_complete(cx, in_bucket, in_key, &manifest, task) {
-        Ok(true) => return JobOutcome::Duplicate,
-        Ok(false) => {}
+        Ok(Some(existing)) => return (JobOutcome::Duplicate, Some(existing)),
+        Ok(None) => {}
         Err(error) => {
-            return JobOutcome::Failed {
+            let outcome = JobOutcome::Failed {
                 error_type: error.kind(),
                 reason: error.to_string(),
                 retryable: error.retryable(),
-            }
+            };
+            return (outcome, None);
+        }
+    }
+    if let Some(record) = record {
+        match record.processing(
+            &item.plan.input.to_string(),
+            &cx.worker_id,
+            Some(message.receive_count),
+        ) {
+            Ok(StatusWrite::Applied) => {}
+            // COMPLETE for this version already (its manifest is gone or elsewhere): a late
+            // delivery never moves a finished record back, nor runs the job again.
+            Ok(StatusWrite::KeptComplete) => return (JobOutcome::Duplicate, None),
+            Err(error) => return (status_failure(&error), None),
         }
     }
     let job = Job {
@@ -328,13 +416,13 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &PlannedJ
         job::run(&job, Some(&cx.s3), &cx.runner, &progress)
     }));
     let error = match result {
-        Ok(Ok(_)) => return JobOutcome::Success,
-        Ok(Err(JobError::Cancelled { .. })) => return JobOutcome::Cancelled,
+        Ok(Ok(done)) => return (JobOutcome::Success, serde_json::to_value(&done).ok()),
+        Ok(Err(JobError::Cancelled { .. })) => return (JobOutcome::Cancelled, None),
         Ok(Err(error)) if error.kind() == "object_changed" && item.version_id.is_none() => {
             // Read pinned to the event's ETag (or the ETag at open) and the object is another
             // one now: S3 sends an event for the newer version, which is processed then.
             if item.etag.is_some() {
-                return JobOutcome::Superseded;
+                return (JobOutcome::Superseded, None);
             }
             error
         }
@@ -344,8 +432,8 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &PlannedJ
             // belongs to another job: another input, or another version of this input. Unless a
             // concurrent delivery's manifest for this very input appears, it must not be
             // acknowledged silently.
-            if manifest_appears(cx, in_bucket, in_key, &manifest, task) {
-                return JobOutcome::Duplicate;
+            if let Some(existing) = manifest_appears(cx, in_bucket, in_key, &manifest, task) {
+                return (JobOutcome::Duplicate, Some(existing));
             }
             JobError::Output {
                 path: task.output.to_string(),
@@ -362,73 +450,71 @@ fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &PlannedJ
             what: format!("panic: {}", crate::audio::panic_message(panic.as_ref())),
         },
     };
-    if error.retryable() {
-        return JobOutcome::Failed {
-            error_type: error.kind(),
-            reason: error.to_string(),
-            retryable: true,
-        };
+    let retryable = error.retryable();
+    if !retryable {
+        write_failure_manifest(cx, &manifest, message, item, task, &error);
     }
-    write_failure_manifest(cx, &manifest, message, item, task, &error);
-    JobOutcome::Failed {
+    let outcome = JobOutcome::Failed {
         error_type: error.kind(),
         reason: error.to_string(),
-        retryable: false,
-    }
+        retryable,
+    };
+    (outcome, None)
 }
 
-/// Waits a little (10 s at most) for a concurrent run's manifest to appear.
+/// Waits a little (10 s at most) for a concurrent run's manifest to appear; returns it.
 fn manifest_appears(
     cx: &JobContext,
     bucket: &str,
     key: &str,
     manifest: &ObjectRef,
     task: &PlannedJob,
-) -> bool {
+) -> Option<serde_json::Value> {
     for attempt in 0..5 {
         if attempt > 0 {
             std::thread::sleep(Duration::from_secs(2));
         }
-        if let Ok(true) = already_complete(cx, bucket, key, manifest, task) {
-            return true;
+        if let Ok(Some(existing)) = already_complete(cx, bucket, key, manifest, task) {
+            return Some(existing);
         }
     }
-    false
+    None
 }
 
-/// True when `manifest` exists, describes a successful run of the same chain on the input's
-/// current version (same ETag).
+/// The manifest at `manifest`, when it exists and describes a successful run of the same chain
+/// on the input's current version (same ETag).
 fn already_complete(
     cx: &JobContext,
     bucket: &str,
     key: &str,
     manifest: &ObjectRef,
     task: &PlannedJob,
-) -> Result<bool, crate::io::IoError> {
+) -> Result<Option<serde_json::Value>, crate::io::IoError> {
     let ObjectRef::S3 {
         bucket: m_bucket,
         key: m_key,
     } = manifest
     else {
-        return Ok(false);
+        return Ok(None);
     };
     let Some(etag) = cx.s3.head_etag(bucket, key)? else {
-        return Ok(false); // the run reports the missing input
+        return Ok(None); // the run reports the missing input
     };
     let Some(bytes) = cx
         .s3
         .get_small_object(m_bucket, m_key, MAX_MANIFEST_BYTES)?
     else {
-        return Ok(false);
+        return Ok(None);
     };
     let Ok(existing) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Ok(false); // unreadable: process again, which rewrites it
+        return Ok(None); // unreadable: process again, which rewrites it
     };
     let chain = serde_json::to_value(&task.chain).ok();
-    Ok(existing.get("status").is_none()
+    let complete = existing.get("status").is_none()
         && existing.pointer("/input/etag").and_then(|v| v.as_str()) == Some(etag.as_str())
         && existing.get("chain") == chain.as_ref()
-        && has_waveform(&existing, task.waveform.as_ref()))
+        && has_waveform(&existing, task.waveform.as_ref());
+    Ok(complete.then_some(existing))
 }
 
 /// Whether a manifest lists the waveform file a job asks for, with the same settings (a job

@@ -12,7 +12,7 @@ pub mod execute;
 pub mod message;
 pub mod queue;
 
-use crate::io::{S3Context, S3Settings};
+use crate::io::{S3Context, S3Settings, StatusTable};
 use crate::job::RunnerConfig;
 use crate::telemetry::names;
 use execute::{handle_message, Disposition, JobContext};
@@ -47,6 +47,9 @@ pub struct WorkerConfig {
     /// Stop after this many messages were handled (tests, one-off drains); `None` = serve until
     /// shutdown.
     pub max_messages: Option<u64>,
+    /// The DynamoDB table of job status records and its key attribute (`--status-table`,
+    /// `--status-key-attribute`); `None` = no records.
+    pub status: Option<(String, String)>,
 }
 
 /// Why the worker could not start or had to stop.
@@ -61,6 +64,9 @@ pub enum WorkerError {
     /// S3 could not be configured.
     #[error(transparent)]
     Io(#[from] crate::io::IoError),
+    /// The status table could not be configured.
+    #[error(transparent)]
+    Status(#[from] crate::io::StatusError),
     /// A runtime or thread could not be started.
     #[error("cannot start the worker: {0}")]
     Setup(String),
@@ -130,11 +136,17 @@ pub fn run(config: WorkerConfig, shutdown: Arc<AtomicBool>) -> Result<WorkerSumm
     }
     let s3 = Arc::new(S3Context::from_env(config.s3.clone())?);
     let cancel = Arc::new(AtomicBool::new(false));
+    let status = match &config.status {
+        Some((table, key_attribute)) => Some(StatusTable::connect(&s3, table, key_attribute)?),
+        None => None,
+    };
     let cx = Arc::new(JobContext {
         s3,
         runner: config.runner.clone(),
         routing: config.routing.clone(),
         cancel: Arc::clone(&cancel),
+        status,
+        worker_id: crate::job::status::worker_id(),
     });
 
     let slots_gauge = metrics::gauge!(names::JOB_SLOTS);

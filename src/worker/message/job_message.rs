@@ -1,5 +1,5 @@
 //! This project's job message: `{"input": "s3://…", "preset" | "chain": …, "format", "bitrate",
-//! "output"}`. Its fields other than `input` are a job spec, read as `PROCESSING_PARAMS` is in
+//! "output", "waveform", "id"}` (`id` keys the job's status record). Its fields other than `input` are a job spec, read as `PROCESSING_PARAMS` is in
 //! task mode ([`JobSpec::from_fields`]) but named as the message wrote them.
 
 use super::fields::{invalid, short};
@@ -41,6 +41,10 @@ pub(super) fn job_message(value: Value, routing: &Routing) -> Result<WorkItem, M
             ),
         ));
     }
+    let status_key = match fields.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(record_key(value, "id")?),
+    };
     let at = Fields::JOB_MESSAGE;
     let spec = SpecFields::from_value(Value::Object(fields), at)
         .and_then(|fields| JobSpec::from_fields(fields, at))
@@ -49,7 +53,36 @@ pub(super) fn job_message(value: Value, routing: &Routing) -> Result<WorkItem, M
         .output_folder(&bucket, &key)
         .map_err(MessageError::request)?;
     let input = ObjectRef::S3 { bucket, key };
-    Ok(routing.item(input, Work::Spec(spec), output_folder, (None, None)))
+    let mut item = routing.item(input, Work::Spec(spec), output_folder, (None, None));
+    item.status_key = status_key;
+    Ok(item)
+}
+
+/// The most characters a status record key may have (DynamoDB allows 2048 bytes for a
+/// partition key; a key is one line of printable text).
+pub(super) const MAX_RECORD_KEY_CHARS: usize = 1024;
+
+/// A message's record key (`id`, `sampleId`): a non-empty string or an integer, one line, at
+/// most [`MAX_RECORD_KEY_CHARS`] characters.
+pub(super) fn record_key(value: Value, field: &str) -> Result<String, MessageError> {
+    let text = match value {
+        Value::String(text) => text,
+        Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
+        _ => return Err(invalid(field, "expected a string or an integer")),
+    };
+    if text.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if text.chars().count() > MAX_RECORD_KEY_CHARS || text.chars().any(char::is_control) {
+        return Err(invalid(
+            field,
+            format!(
+                "{:?} is not a record key (one line, at most {MAX_RECORD_KEY_CHARS} characters)",
+                short(&text)
+            ),
+        ));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -223,5 +256,41 @@ mod tests {
             err.to_string(),
             "chain: chain[0].gain_db = 99 is out of range (allowed -120 ..= 48)"
         );
+    }
+
+    #[test]
+    fn an_id_keys_the_status_record() {
+        let item = |body: &str| one_item(&parse(body).unwrap()).status_key.clone();
+        assert_eq!(
+            item(r#"{"input":"s3://b-1/a.mp3","preset":"8d","id":"rec-1"}"#),
+            Some("rec-1".to_owned())
+        );
+        assert_eq!(
+            item(r#"{"input":"s3://b-1/a.mp3","preset":"8d","id":42}"#),
+            Some("42".to_owned())
+        );
+        assert_eq!(item(r#"{"input":"s3://b-1/a.mp3","preset":"8d"}"#), None);
+        let legacy = r#"{"S3_BUCKET":"media","S3_KEY":"a.wav","sampleId":"s-9"}"#;
+        assert_eq!(item(legacy), Some("s-9".to_owned()));
+        for (body, message) in [
+            (
+                r#"{"input":"s3://b-1/a.mp3","preset":"8d","id":""}"#,
+                "id: must not be empty",
+            ),
+            (
+                r#"{"input":"s3://b-1/a.mp3","preset":"8d","id":[1]}"#,
+                "id: expected a string or an integer",
+            ),
+            (
+                r#"{"S3_BUCKET":"media","S3_KEY":"a.wav","sampleId":"a\nb"}"#,
+                "is not a record key (one line, at most 1024 characters)",
+            ),
+        ] {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.kind(), "invalid_message", "{body}");
+            let text = err.to_string();
+            assert!(text.ends_with(message), "{body}: {text}");
+            assert!(!text.contains('\n'), "one line: {text}");
+        }
     }
 }

@@ -9,12 +9,14 @@ use crate::job::Work;
 use serde_json::Value;
 
 /// The variables of a legacy task message; anything else at its top level is rejected.
-pub(super) const LEGACY_KEYS: [&str; 5] = [
+/// `sampleId` is the one-shot service's recording id: the key of the job's status record.
+pub(super) const LEGACY_KEYS: [&str; 6] = [
     "S3_BUCKET",
     "S3_KEY",
     "PROCESSING_PARAMS",
     "OUTPUT_BUCKET",
     "OUTPUT_PREFIX",
+    "sampleId",
 ];
 
 /// A legacy message, planned as the task would be. `PROCESSING_PARAMS` may be the object itself
@@ -52,7 +54,13 @@ pub(super) fn legacy(value: &Value, routing: &Routing) -> Result<WorkItem, Messa
         }
     }
     .map_err(MessageError::request)?;
-    Ok(routing.item(input, work, output_folder, (None, None)))
+    let status_key = match obj.get("sampleId") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(super::job_message::record_key(value.clone(), "sampleId")?),
+    };
+    let mut item = routing.item(input, work, output_folder, (None, None));
+    item.status_key = status_key;
+    Ok(item)
 }
 
 #[cfg(test)]

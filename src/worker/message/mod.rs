@@ -80,6 +80,10 @@ pub struct WorkItem {
     pub etag: Option<String>,
     /// The object's version id (events from versioned buckets only).
     pub version_id: Option<String>,
+    /// The key of the job's status record, when the message names one (a job message's `id`,
+    /// a legacy message's `sampleId`); otherwise the record is keyed by the input
+    /// (`s3://bucket/key`).
+    pub status_key: Option<String>,
 }
 
 /// A parsed message body.
@@ -177,6 +181,7 @@ impl Routing {
             plan: request.plan(),
             etag: etag.map(str::to_owned),
             version_id: version_id.map(str::to_owned),
+            status_key: None,
         }
     }
 }
