@@ -176,8 +176,13 @@ fn draw_pieces(
     let ms = |t: u64| t as f64 / 1000.0;
     let (bar_low, bar_high) = (y_max * 0.90, y_max * 0.98);
     let pixels_per_second = f64::from(columns_for(width) as u32) / x_max;
+    // Boundary lines only where they stay apart (12 px per piece on average): on a long
+    // recording with hundreds of pieces they would cover the waveform and the silences; the
+    // bars along the top still show every piece.
+    let spaced = marks.pieces_ms.len() as f64 * 12.0 <= f64::from(columns_for(width) as u32);
+    let lines = if spaced { &marks.pieces_ms[..] } else { &[] };
     chart
-        .draw_series(marks.pieces_ms.iter().flat_map(|&(start, end)| {
+        .draw_series(lines.iter().flat_map(|&(start, end)| {
             [start, end].map(|t| {
                 PathElement::new(
                     vec![(ms(t), -y_max), (ms(t), y_max)],

@@ -20,7 +20,7 @@
 //! patched.
 
 use super::EncodeError;
-use crate::audio::{round_to_i64, Block, ByteSink, StreamSpec};
+use crate::audio::{round_to_i64, Block, ByteSink, StreamSpec, MAX_CHANNELS};
 use serde::{Deserialize, Serialize};
 use std::io::Write as _;
 
@@ -277,11 +277,19 @@ impl WaveformWriter {
             }
         } else {
             // Channels mixed as audiowaveform mixes them: integer sum ÷ channels, per frame.
-            let channels = block.channel_count() as i32;
+            // The channel slices are taken once (a stream has at most MAX_CHANNELS), not per
+            // frame: the per-frame iterator over channels cost a third of a one-shot WAV job.
+            let mut slices: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
+            let channels = block.channel_count().min(MAX_CHANNELS);
+            for (slot, samples) in slices.iter_mut().zip(block.channels()) {
+                *slot = &samples[offset..offset + len];
+            }
+            let slices = &slices[..channels];
+            let divisor = channels as i32;
             let (mut low, mut high) = (self.mins[0], self.maxs[0]);
-            for frame in offset..offset + len {
-                let sum: i32 = block.channels().map(|c| to_16_bit(c[frame])).sum();
-                let mixed = sum / channels;
+            for frame in 0..len {
+                let sum: i32 = slices.iter().map(|c| to_16_bit(c[frame])).sum();
+                let mixed = sum / divisor;
                 low = low.min(mixed);
                 high = high.max(mixed);
             }

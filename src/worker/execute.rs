@@ -348,8 +348,9 @@ fn status_failure(error: &StatusError) -> JobOutcome {
 }
 
 /// Runs one job of a message (idempotency check, the run, the failure manifest); with a status
-/// `record`, marks it PROCESSING before the run. Returns the outcome and, for a success or a
-/// duplicate, the manifest as JSON (for the COMPLETE record).
+/// `record`, marks it PROCESSING before the run. Returns the outcome and, for a success (always)
+/// or a duplicate whose manifest was read, the manifest as JSON (for the COMPLETE record); a
+/// duplicate the record itself stopped has none, and its record is left COMPLETE.
 fn run_job_unrecorded(
     cx: &JobContext,
     message: &Received,
@@ -416,7 +417,10 @@ fn run_job_unrecorded(
         job::run(&job, Some(&cx.s3), &cx.runner, &progress)
     }));
     let error = match result {
-        Ok(Ok(done)) => return (JobOutcome::Success, serde_json::to_value(&done).ok()),
+        Ok(Ok(done)) => {
+            let written = serde_json::to_value(&done).unwrap_or(serde_json::Value::Null);
+            return (JobOutcome::Success, Some(written));
+        }
         Ok(Err(JobError::Cancelled { .. })) => return (JobOutcome::Cancelled, None),
         Ok(Err(error)) if error.kind() == "object_changed" && item.version_id.is_none() => {
             // Read pinned to the event's ETag (or the ETag at open) and the object is another
