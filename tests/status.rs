@@ -103,6 +103,14 @@ fn the_worker_moves_records_from_queued_to_complete_or_failed() {
                 "PROCESSING_PARAMS": {"createOneShot": false}})
         .to_string(),
     );
+    // One request, two outputs (two jobs): one record, COMPLETE when both are.
+    send(
+        &q.url,
+        &json!({"S3_BUCKET": b, "S3_KEY": "in/a.mp3", "sampleId": "two-formats",
+                "OUTPUT_PREFIX": "multi/", "PROCESSING_PARAMS":
+                {"createOneShot": false, "outputFormats": ["wav", "flac"]}})
+        .to_string(),
+    );
     // A job without an id: keyed by its input.
     send(
         &q.url,
@@ -123,10 +131,10 @@ fn the_worker_moves_records_from_queued_to_complete_or_failed() {
         &[],
         dir.path(),
     );
-    // Two successes, and the bad input three times: without --dlq-url a permanent failure
+    // Four successes, and the bad input three times: without --dlq-url a permanent failure
     // goes back to the queue at once until its redrive policy (3 receives) moves it.
-    worker.wait_for("two jobs and three failures", LONG_WAIT, |w| {
-        w.metric("longwave_jobs_finished_total", &[]) >= 5.0
+    worker.wait_for("four jobs and three failures", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[]) >= 7.0
     });
 
     let done = record(&t, "sampleId", "rec-7").unwrap();
@@ -169,6 +177,19 @@ fn the_worker_moves_records_from_queued_to_complete_or_failed() {
     );
     assert!(failed.get("errorType").is_some());
 
+    let multi = record(&t, "sampleId", "two-formats").unwrap();
+    assert_eq!(multi["status"], "COMPLETE", "{multi}");
+    assert_eq!(multi["attempts"], 1.0, "one record, one attempt: {multi}");
+    assert_eq!(multi["outputCount"], 2.0);
+    let formats: Vec<&str> = multi["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["wav", "flac"]);
+    assert_eq!(multi["manifest"].as_array().unwrap().len(), 2, "{multi}");
+
     let by_input = record(&t, "sampleId", &format!("s3://{b}/in/a.mp3")).unwrap();
     assert_eq!(by_input["status"], "COMPLETE", "{by_input}");
 
@@ -186,13 +207,14 @@ fn the_worker_moves_records_from_queued_to_complete_or_failed() {
     let again = record(&t, "sampleId", "rec-7").unwrap();
     assert_eq!(again["status"], "COMPLETE");
     assert_eq!(again["attempts"], 1.0);
-    // Two jobs completed, and the duplicate wrote COMPLETE again (repairing a lost write).
+    // Three requests completed, and the duplicate wrote COMPLETE again (repairing a lost
+    // write).
     assert_eq!(
         worker.metric(
             "longwave_status_writes_total",
             &[("status", "complete"), ("outcome", "applied")]
         ),
-        3.0
+        4.0
     );
     // The failing job was delivered until its redrive (3 receives): FAILED each time.
     assert_eq!(

@@ -493,7 +493,10 @@ fn process(args: ProcessArgs) -> Result<()> {
     let status = table
         .as_ref()
         .map(|table| (table, status_key(args.status_key.as_deref(), &job.input)));
-    let manifest = match run_recorded(&job, s3.as_ref(), &config, &progress, status) {
+    let jobs = [job];
+    let result = run_recorded(&jobs, s3.as_ref(), &config, &progress, status);
+    let [job] = jobs;
+    let manifest = match result.map(|done| done.and_then(|mut all| all.pop())) {
         Err(error)
             if signal.load(Ordering::Relaxed) != 0
                 && matches!(
@@ -754,8 +757,10 @@ fn task(args: TaskArgs) -> Result<()> {
         None => None,
     };
     let key = status_key(args.status_key.as_deref(), &plan.input);
-    for task_job in &plan.jobs {
-        let job = Job {
+    let jobs: Vec<Job> = plan
+        .jobs
+        .iter()
+        .map(|task_job| Job {
             input: plan.input.clone(),
             output: Some(task_job.output.clone()),
             preset: task_job.preset.clone(),
@@ -765,19 +770,20 @@ fn task(args: TaskArgs) -> Result<()> {
             overwrite: false,
             input_version: Default::default(),
             waveform: task_job.waveform,
-        };
-        let status = table.as_ref().map(|table| (table, key.clone()));
-        let Some(manifest) = run_recorded(&job, Some(&s3), &config, &job::NoProgress, status)?
-        else {
-            if !args.quiet {
-                eprintln!(
-                    "{}: the status record says this input is already complete",
-                    plan.input
-                );
-            }
-            continue;
-        };
+        })
+        .collect();
+    let status = table.as_ref().map(|table| (table, key));
+    let Some(manifests) = run_recorded(&jobs, Some(&s3), &config, &job::NoProgress, status)? else {
         if !args.quiet {
+            eprintln!(
+                "{}: the status record says this input is already complete; nothing to do",
+                plan.input
+            );
+        }
+        return Ok(());
+    };
+    if !args.quiet {
+        for (manifest, task_job) in manifests.iter().zip(&plan.jobs) {
             eprintln!(
                 "{}: {} output(s) under {} ({:.0}x realtime)",
                 plan.input,
@@ -798,47 +804,56 @@ fn status_key(given: Option<&str>, input: &ObjectRef) -> String {
         .map_or_else(|| input.to_string(), str::to_owned)
 }
 
-/// Runs `job` and, with a status table, keeps its record: PROCESSING before the run, COMPLETE
-/// (from the manifest) or FAILED after it. `None` when the record is already COMPLETE for
-/// this input version: nothing is run.
+/// Runs `jobs` (one request: one input, one job per output) in order and, with a status
+/// table, keeps the request's record: PROCESSING before the first, COMPLETE (from every
+/// manifest) after the last, FAILED when one fails. `None` when the record is already COMPLETE
+/// for this input version: nothing is run.
 fn run_recorded(
-    job: &Job,
+    jobs: &[Job],
     s3: Option<&S3Context>,
     config: &RunnerConfig,
     progress: &dyn job::Progress,
     status: Option<(&StatusTable, String)>,
-) -> Result<Option<job::Manifest>> {
-    let (Some((table, key)), Some(s3)) = (status, s3) else {
-        return Ok(Some(job::run(job, s3, config, progress)?));
+) -> Result<Option<Vec<job::Manifest>>> {
+    let (Some((table, key)), Some(s3), Some(first)) = (status, s3, jobs.first()) else {
+        return jobs
+            .iter()
+            .map(|job| Ok(job::run(job, s3, config, progress)?))
+            .collect::<Result<Vec<_>>>()
+            .map(Some);
     };
-    let version = job::status::input_version(&job.input, s3)?;
+    let version = job::status::input_version(&first.input, s3)?;
     let record = StatusRecord::new(table, key, version);
     let worker = job::status::worker_id();
-    if record.processing(&job.input.to_string(), &worker, None)? == StatusWrite::KeptComplete {
+    if record.processing(&first.input.to_string(), &worker, None)? == StatusWrite::KeptComplete {
         return Ok(None);
     }
-    match job::run_located(job, Some(s3), config, progress) {
-        Ok((manifest, location)) => {
-            let value = serde_json::to_value(&manifest)?;
-            record
-                .complete(&value, &location.to_string())
-                .with_context(|| {
-                    format!(
-                        "{}: the outputs and the manifest are complete, but",
-                        job.input
-                    )
-                })?;
-            Ok(Some(manifest))
-        }
-        Err(error) => {
-            if let Err(status) = record.failed(error.kind(), &error.to_string(), error.retryable())
-            {
-                // The job's own error is what the user must see first; the record's is logged.
-                eprintln!("longwave: {status}");
+    let mut manifests = Vec::with_capacity(jobs.len());
+    let mut written = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match job::run_located(job, Some(s3), config, progress) {
+            Ok((manifest, location)) => {
+                written.push((serde_json::to_value(&manifest)?, location.to_string()));
+                manifests.push(manifest);
             }
-            Err(error.into())
+            Err(error) => {
+                if let Err(status) =
+                    record.failed(error.kind(), &error.to_string(), error.retryable())
+                {
+                    // The job's own error is what the user must see; the record's is printed.
+                    eprintln!("longwave: {status}");
+                }
+                return Err(error.into());
+            }
         }
     }
+    record.complete(&written).with_context(|| {
+        format!(
+            "{}: the outputs and the manifests are complete, but",
+            first.input
+        )
+    })?;
+    Ok(Some(manifests))
 }
 
 /// Reads `--chain`: inline JSON or `@FILE`.

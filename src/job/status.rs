@@ -1,15 +1,16 @@
-//! What a job's status record says at each step (see [`crate::io::StatusTable`] for the
+//! What a job's status record says at each step (one record per request: a request that makes
+//! several jobs, a legacy message asking for several formats, keeps one record for them all) (see [`crate::io::StatusTable`] for the
 //! table, its conditions and why a failed write is retryable): built here from what the job
 //! layer knows, the manifest and the error, and counted in the metrics.
 //!
 //! Attributes written besides `status`, `inputVersion` and `attempts`:
 //! - `PROCESSING`: `input`, `workerId`, `delivery` (the queue's receive count, worker only),
 //!   `startedAt`;
-//! - `COMPLETE`: `completedAt`, `manifest` (its location), `outputCount`, `outputs` (the first
-//!   [`MAX_LISTED_OUTPUTS`]: `path`, `format`, `durationS`, `bytes`, `startMs`/`endMs` for
-//!   pieces), `durationS` (the input's), `wallTimeS`, `realtimeFactor`, `clippedSamples`,
-//!   `levels` (the numbers the stages measured: threshold, loudness, gain …), and `waveform`
-//!   (its location) when the job wrote one;
+//! - `COMPLETE`: `completedAt`, `manifest` (its location; a list when one request made several
+//!   jobs), `outputCount`, `outputs` (the first [`MAX_LISTED_OUTPUTS`]: `path`, `format`,
+//!   `durationS`, `bytes`, `startMs`/`endMs` for pieces), `durationS` (the input's),
+//!   `wallTimeS`, `realtimeFactor`, `clippedSamples`, `levels` (the numbers the stages measured:
+//!   threshold, loudness, gain …), and `waveform` (its location) when the job wrote one;
 //! - `FAILED`: `failedAt`, `errorType`, `error` (bounded), `retryable`.
 
 use crate::io::{IoError, JobStatus, ObjectRef, S3Context, StatusError, StatusTable, StatusWrite};
@@ -68,19 +69,18 @@ impl<'a> StatusRecord<'a> {
         self.write(JobStatus::Processing, &fields)
     }
 
-    /// Marks the job `COMPLETE` from its manifest (as JSON: a fresh run's, or the one a
-    /// redelivery found complete) written at `manifest_location`.
+    /// Marks the job `COMPLETE` from its manifests (as JSON, each with where it was written: a
+    /// fresh run's, or one a redelivery found complete). A request for several outputs (a
+    /// legacy message asking for several formats) is several jobs and one record: their outputs
+    /// are listed together, `manifest` is then the list of their locations.
     ///
     /// # Errors
     /// The write failed.
-    pub fn complete(
-        &self,
-        manifest: &Value,
-        manifest_location: &str,
-    ) -> Result<StatusWrite, StatusError> {
-        let outputs = manifest["outputs"]
-            .as_array()
-            .map_or(&[][..], Vec::as_slice);
+    pub fn complete(&self, manifests: &[(Value, String)]) -> Result<StatusWrite, StatusError> {
+        let outputs: Vec<&Value> = manifests
+            .iter()
+            .flat_map(|(m, _)| m["outputs"].as_array().into_iter().flatten())
+            .collect();
         let listed: Vec<Value> = outputs
             .iter()
             .take(MAX_LISTED_OUTPUTS)
@@ -101,19 +101,39 @@ impl<'a> StatusRecord<'a> {
             .iter()
             .filter_map(|o| o["clipped_samples"].as_u64())
             .sum();
+        let first = manifests.first().map_or(&Value::Null, |(m, _)| m);
+        let wall: f64 = manifests
+            .iter()
+            .filter_map(|(m, _)| m["wall_time_s"].as_f64())
+            .sum();
+        let duration = first["input"]["duration_s"].as_f64().unwrap_or(0.0);
+        let locations: Vec<&str> = manifests.iter().map(|(_, at)| at.as_str()).collect();
         let mut fields = vec![
             ("completedAt", json!(now_rfc3339())),
-            ("manifest", json!(manifest_location)),
+            (
+                "manifest",
+                match locations.as_slice() {
+                    [one] => json!(one),
+                    several => json!(several),
+                },
+            ),
             ("outputCount", json!(outputs.len())),
             ("outputs", Value::Array(listed)),
-            ("durationS", manifest["input"]["duration_s"].clone()),
-            ("wallTimeS", manifest["wall_time_s"].clone()),
-            ("realtimeFactor", manifest["realtime_factor"].clone()),
+            ("durationS", json!(duration)),
+            ("wallTimeS", json!(wall)),
+            (
+                "realtimeFactor",
+                json!(if wall > 0.0 { duration / wall } else { 0.0 }),
+            ),
             ("clippedSamples", json!(clipped)),
-            ("levels", levels(manifest)),
+            ("levels", levels(first)),
         ];
-        if let Some(path) = manifest["waveform"]["path"].as_str() {
-            fields.push(("waveform", json!(path)));
+        let waveforms: Vec<&Value> = manifests
+            .iter()
+            .filter_map(|(m, _)| m["waveform"].get("path"))
+            .collect();
+        if let Some(path) = waveforms.first() {
+            fields.push(("waveform", (*path).clone()));
         }
         self.write(JobStatus::Complete, &fields)
     }

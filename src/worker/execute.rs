@@ -103,12 +103,17 @@ pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
     let mut disposition = Disposition::Delete;
     let mut n = 0;
     for item in &parsed.items {
+        let mut status = ItemStatus::new(cx, item);
         if let Some(copy) = &item.plan.preserve_original {
             if let Err(error) = crate::io::copy_object(Some(&cx.s3), &item.plan.input, copy) {
                 let failed = JobOutcome::Failed {
                     error_type: error.kind(),
                     reason: error.to_string(),
                     retryable: error.retryable(),
+                };
+                let failed = match status.as_mut() {
+                    Some(status) => status.after_job(failed, None),
+                    None => failed,
                 };
                 record(&failed, 0.0);
                 tracing::warn!(
@@ -138,7 +143,11 @@ pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
             let _entered = span.enter();
             let started = Instant::now();
             tracing::info!(output = %task_job.output, "Job started.");
-            let outcome = run_job(cx, message, item, task_job);
+            let (outcome, manifest) = run_job(cx, message, item, task_job, status.as_mut());
+            let outcome = match status.as_mut() {
+                Some(status) => status.after_job(outcome, manifest),
+                None => outcome,
+            };
             let elapsed = started.elapsed().as_secs_f64();
             record(&outcome, elapsed);
             match &outcome {
@@ -190,8 +199,117 @@ pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
                 return disposition;
             }
         }
+        if let Some(Err(error)) = status.map(|s| s.finish(item.plan.jobs.len())) {
+            let failed = status_failure(&error);
+            record(&failed, 0.0);
+            return merge(disposition, to_disposition(&failed, message));
+        }
     }
     disposition
+}
+
+/// The status record of one work item (one input, one request: a legacy message asking for
+/// several formats is several jobs and one record). PROCESSING is written before the first job
+/// that runs, COMPLETE after the last when every job's outputs are complete, FAILED when a job
+/// fails.
+struct ItemStatus<'a> {
+    record: StatusRecord<'a>,
+    /// PROCESSING was written by this delivery.
+    processing: bool,
+    /// A job failed (and FAILED was written): no COMPLETE for this delivery.
+    failed: bool,
+    /// The record was already COMPLETE for this input version: nothing more to write.
+    kept_complete: bool,
+    /// The manifests of the jobs that are complete (run now or found complete), with where
+    /// each was written.
+    manifests: Vec<(serde_json::Value, String)>,
+}
+
+impl<'a> ItemStatus<'a> {
+    /// The item's record, when the worker keeps status records; pinned to the input's current
+    /// version (a COMPLETE record of an earlier version, a replaced recording, does not stop
+    /// this one). When the version cannot be read the jobs report the input's error anyway.
+    fn new(cx: &'a JobContext, item: &WorkItem) -> Option<Self> {
+        let table = cx.status.as_ref()?;
+        let version = match &item.plan.input {
+            ObjectRef::S3 { bucket, key } => cx.s3.head_etag(bucket, key).ok().flatten(),
+            ObjectRef::File(_) => None,
+        };
+        let key = item
+            .status_key
+            .clone()
+            .unwrap_or_else(|| item.plan.input.to_string());
+        Some(Self {
+            record: StatusRecord::new(table, key, version.unwrap_or_default()),
+            processing: false,
+            failed: false,
+            kept_complete: false,
+            manifests: Vec::new(),
+        })
+    }
+
+    /// Before a job runs (after its duplicate check): PROCESSING, once per delivery. `Some`
+    /// stops the job: the record is COMPLETE for this version already (a duplicate), or it
+    /// cannot be written (a retry).
+    fn before_run(&mut self, cx: &JobContext, input: &str, delivery: u32) -> Option<JobOutcome> {
+        if self.processing {
+            return None;
+        }
+        match self.record.processing(input, &cx.worker_id, Some(delivery)) {
+            Ok(StatusWrite::Applied) => {
+                self.processing = true;
+                None
+            }
+            // COMPLETE for this version already (its manifest is gone or elsewhere): a late
+            // delivery never moves a finished record back, nor runs the job again.
+            Ok(StatusWrite::KeptComplete) => {
+                self.kept_complete = true;
+                Some(JobOutcome::Duplicate)
+            }
+            Err(error) => Some(status_failure(&error)),
+        }
+    }
+
+    /// After a job: keeps its manifest, or writes FAILED. A failed status write turns the
+    /// outcome into a retry.
+    fn after_job(
+        &mut self,
+        outcome: JobOutcome,
+        manifest: Option<(serde_json::Value, String)>,
+    ) -> JobOutcome {
+        match &outcome {
+            JobOutcome::Success | JobOutcome::Duplicate => {
+                if let Some(manifest) = manifest {
+                    self.manifests.push(manifest);
+                }
+                outcome
+            }
+            JobOutcome::Failed {
+                error_type: "status_write",
+                ..
+            } => outcome,
+            JobOutcome::Failed {
+                error_type,
+                reason,
+                retryable,
+            } => {
+                self.failed = true;
+                match self.record.failed(error_type, reason, *retryable) {
+                    Ok(_) => outcome,
+                    Err(error) => status_failure(&error),
+                }
+            }
+            JobOutcome::Superseded | JobOutcome::Cancelled => outcome,
+        }
+    }
+
+    /// After the item's `jobs` jobs: COMPLETE when every one is complete.
+    fn finish(self, jobs: usize) -> Result<(), StatusError> {
+        if self.failed || self.kept_complete || self.manifests.len() != jobs {
+            return Ok(());
+        }
+        self.record.complete(&self.manifests).map(|_| ())
+    }
 }
 
 /// A message that could not be parsed: counted, logged, dead-lettered.
@@ -288,52 +406,19 @@ pub fn manifest_location(output: &ObjectRef) -> ObjectRef {
 /// below it).
 const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
 
-fn run_job(cx: &JobContext, message: &Received, item: &WorkItem, task: &PlannedJob) -> JobOutcome {
-    let Some(table) = &cx.status else {
-        return run_job_unrecorded(cx, message, item, task, None).0;
-    };
-    let manifest = manifest_location(&task.output);
-    // The record is pinned to the input's current version, so a COMPLETE record of an earlier
-    // version (the recording was replaced) does not stop this one.
-    let version = match &item.plan.input {
-        ObjectRef::S3 { bucket, key } => match cx.s3.head_etag(bucket, key) {
-            Ok(etag) => etag.unwrap_or_default(),
-            Err(error) => {
-                return JobOutcome::Failed {
-                    error_type: error.kind(),
-                    reason: error.to_string(),
-                    retryable: error.retryable(),
-                }
-            }
-        },
-        ObjectRef::File(_) => String::new(),
-    };
-    let key = item
-        .status_key
-        .clone()
-        .unwrap_or_else(|| item.plan.input.to_string());
-    let record = StatusRecord::new(table, key, version);
-    let (outcome, finished) = run_job_unrecorded(cx, message, item, task, Some(&record));
-    let written = match (&outcome, &finished) {
-        (JobOutcome::Success | JobOutcome::Duplicate, Some(result)) => {
-            record.complete(result, &manifest.to_string()).map(|_| ())
-        }
-        (
-            JobOutcome::Failed {
-                error_type,
-                reason,
-                retryable,
-            },
-            _,
-        ) => record.failed(error_type, reason, *retryable).map(|_| ()),
-        // Cancelled, superseded, or stopped by the record itself: the record stays as it is
-        // (PROCESSING until the next delivery, or COMPLETE).
-        _ => Ok(()),
-    };
-    match written {
-        Ok(()) => outcome,
-        Err(error) => status_failure(&error),
-    }
+/// Runs one job of a message (idempotency check, the item's PROCESSING record before the run,
+/// the run, the failure manifest). Returns the outcome and, for a success or a duplicate whose
+/// manifest was read, the manifest as JSON with its location (for the COMPLETE record).
+fn run_job(
+    cx: &JobContext,
+    message: &Received,
+    item: &WorkItem,
+    task: &PlannedJob,
+    status: Option<&mut ItemStatus<'_>>,
+) -> (JobOutcome, Option<(serde_json::Value, String)>) {
+    let location = manifest_location(&task.output).to_string();
+    let (outcome, manifest) = run_job_unrecorded(cx, message, item, task, status);
+    (outcome, manifest.map(|m| (m, location)))
 }
 
 /// A status write that failed: the job is retried (outputs already committed stay, and the
@@ -347,16 +432,14 @@ fn status_failure(error: &StatusError) -> JobOutcome {
     }
 }
 
-/// Runs one job of a message (idempotency check, the run, the failure manifest); with a status
-/// `record`, marks it PROCESSING before the run. Returns the outcome and, for a success (always)
-/// or a duplicate whose manifest was read, the manifest as JSON (for the COMPLETE record); a
-/// duplicate the record itself stopped has none, and its record is left COMPLETE.
+/// [`run_job`] without the manifest's location: a duplicate the record itself stopped has no
+/// manifest (its record stays COMPLETE).
 fn run_job_unrecorded(
     cx: &JobContext,
     message: &Received,
     item: &WorkItem,
     task: &PlannedJob,
-    record: Option<&StatusRecord<'_>>,
+    status: Option<&mut ItemStatus<'_>>,
 ) -> (JobOutcome, Option<serde_json::Value>) {
     let manifest = manifest_location(&task.output);
     let ObjectRef::S3 {
@@ -384,17 +467,10 @@ fn run_job_unrecorded(
             return (outcome, None);
         }
     }
-    if let Some(record) = record {
-        match record.processing(
-            &item.plan.input.to_string(),
-            &cx.worker_id,
-            Some(message.receive_count),
-        ) {
-            Ok(StatusWrite::Applied) => {}
-            // COMPLETE for this version already (its manifest is gone or elsewhere): a late
-            // delivery never moves a finished record back, nor runs the job again.
-            Ok(StatusWrite::KeptComplete) => return (JobOutcome::Duplicate, None),
-            Err(error) => return (status_failure(&error), None),
+    if let Some(status) = status {
+        let input = item.plan.input.to_string();
+        if let Some(stop) = status.before_run(cx, &input, message.receive_count) {
+            return (stop, None);
         }
     }
     let job = Job {
