@@ -411,3 +411,87 @@ fn task_and_process_keep_records_too() {
     assert!(!dir.path().join("never.wav").exists());
     let _ = aws(&["dynamodb", "delete-table", "--table-name", &t]);
 }
+
+#[test]
+fn a_complete_write_that_fails_after_the_outputs_keeps_them_and_the_redelivery_writes_it() {
+    use common::fault_proxy::{Action, Fault, FaultProxy};
+    let proxy = FaultProxy::start(&endpoint());
+    let dir = tempfile::tempdir().unwrap();
+    let b = bucket("status-complete");
+    let q = queues("status-complete", Some(5));
+    let t = table("complete", "id");
+    upload(&generate(dir.path(), "a.wav", 3), &b, "in/a.wav");
+    // The manifest's PUT waits 2 s: a window, after PROCESSING was written, in which every
+    // later status write fails (the SDK retries each 500 twice more).
+    proxy.add(Fault {
+        method: Some("PUT"),
+        contains: vec![".manifest.json".to_owned()],
+        action: Action::Delay(Duration::from_secs(2)),
+        times: 1,
+    });
+    let url = proxy.url();
+    let worker = Worker::start(
+        &q.url,
+        &["--max-jobs", "1", "--status-table", &t],
+        &[("AWS_ENDPOINT_URL", url.as_str())],
+        dir.path(),
+    );
+    send(
+        &q.url,
+        &json!({"input": format!("s3://{b}/in/a.wav"), "output": format!("s3://{b}/out/a.flac"),
+                "preset": "transcode", "id": "c-1"})
+        .to_string(),
+    );
+    worker.wait_for("PROCESSING", LONG_WAIT, |w| {
+        w.metric(
+            "longwave_status_writes_total",
+            &[("status", "processing"), ("outcome", "applied")],
+        ) >= 1.0
+    });
+    let refuse = proxy.add(Fault {
+        method: Some("POST"),
+        contains: vec!["UpdateItem".to_owned()],
+        action: Action::InternalError,
+        times: u64::MAX,
+    });
+    worker.wait_for("the failed COMPLETE write", LONG_WAIT, |w| {
+        w.metric(
+            "longwave_jobs_finished_total",
+            &[("outcome", "retry"), ("error_type", "status_write")],
+        ) >= 1.0
+    });
+    // The outputs stay committed: the job's work is not lost.
+    let written = vec![
+        "out/a.flac".to_string(),
+        "out/a.flac.manifest.json".to_string(),
+    ];
+    assert_eq!(keys(&b, "out/"), written);
+    let etag = |key: &str| aws_ok(&["s3api", "head-object", "--bucket", &b, "--key", key]);
+    let before: Value = serde_json::from_str(&etag("out/a.flac")).unwrap();
+    assert_eq!(record(&t, "id", "c-1").unwrap()["status"], "PROCESSING");
+    proxy.remove(refuse);
+    // The redelivery (after 10 s ± 25 %) finds the outputs complete, writes COMPLETE and runs
+    // nothing again.
+    worker.wait_for("the redelivery", LONG_WAIT, |w| {
+        w.metric("longwave_jobs_finished_total", &[("outcome", "duplicate")]) >= 1.0
+    });
+    let done = record(&t, "id", "c-1").unwrap();
+    assert_eq!(done["status"], "COMPLETE", "{done}");
+    assert_eq!(done["attempts"], 1.0, "the job ran once: {done}");
+    assert_eq!(done["outputCount"], 1.0);
+    assert_eq!(keys(&b, "out/"), written);
+    let after: Value = serde_json::from_str(&etag("out/a.flac")).unwrap();
+    assert_eq!(before["ETag"], after["ETag"]);
+    assert_eq!(
+        before["LastModified"], after["LastModified"],
+        "not written twice"
+    );
+    assert_eq!(
+        worker.metric("longwave_jobs_finished_total", &[("outcome", "success")]),
+        0.0,
+        "the first attempt ended as a retry, the second as a duplicate"
+    );
+    wait_until("the queue to drain", Duration::from_secs(30), || {
+        common::worker::depth(&q.url) == (0, 0)
+    });
+}

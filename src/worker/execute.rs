@@ -127,8 +127,9 @@ pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
                 continue;
             }
         }
-        for task_job in &item.plan.jobs {
+        for (index, task_job) in item.plan.jobs.iter().enumerate() {
             n += 1;
+            let last_of_item = index + 1 == item.plan.jobs.len();
             let job_id = if total > 1 {
                 format!("{}#{n}", message.message_id)
             } else {
@@ -145,7 +146,16 @@ pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
             tracing::info!(output = %task_job.output, "Job started.");
             let (outcome, manifest) = run_job(cx, message, item, task_job, status.as_mut());
             let outcome = match status.as_mut() {
-                Some(status) => status.after_job(outcome, manifest),
+                Some(status) => {
+                    let outcome = status.after_job(outcome, manifest);
+                    // The item's COMPLETE is written with its last job, so a failed write is
+                    // that job's outcome (a retry), counted once.
+                    if last_of_item {
+                        status.finish(outcome, item.plan.jobs.len())
+                    } else {
+                        outcome
+                    }
+                }
                 None => outcome,
             };
             let elapsed = started.elapsed().as_secs_f64();
@@ -198,11 +208,6 @@ pub fn handle_message(cx: &JobContext, message: &Received) -> Disposition {
                 // The whole message comes back; the jobs after this one run then.
                 return disposition;
             }
-        }
-        if let Some(Err(error)) = status.map(|s| s.finish(item.plan.jobs.len())) {
-            let failed = status_failure(&error);
-            record(&failed, 0.0);
-            return merge(disposition, to_disposition(&failed, message));
         }
     }
     disposition
@@ -303,12 +308,20 @@ impl<'a> ItemStatus<'a> {
         }
     }
 
-    /// After the item's `jobs` jobs: COMPLETE when every one is complete.
-    fn finish(self, jobs: usize) -> Result<(), StatusError> {
-        if self.failed || self.kept_complete || self.manifests.len() != jobs {
-            return Ok(());
+    /// After the item's last job (whose outcome is `outcome`) of `jobs`: COMPLETE when every
+    /// one is complete. A failed write makes the outcome a retry.
+    fn finish(&mut self, outcome: JobOutcome, jobs: usize) -> JobOutcome {
+        let complete = matches!(outcome, JobOutcome::Success | JobOutcome::Duplicate)
+            && !self.failed
+            && !self.kept_complete
+            && self.manifests.len() == jobs;
+        if !complete {
+            return outcome;
         }
-        self.record.complete(&self.manifests).map(|_| ())
+        match self.record.complete(&self.manifests) {
+            Ok(_) => outcome,
+            Err(error) => status_failure(&error),
+        }
     }
 }
 
