@@ -66,6 +66,17 @@ fn make_input(dir: &Path, seconds: u32, ext: &str) -> PathBuf {
     path
 }
 
+/// `longwave task` on `s3://bucket/key` with `PROCESSING_PARAMS` = `params`.
+fn task(bucket: &str, key: &str, params: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_longwave"))
+        .arg("task")
+        .env("S3_BUCKET", bucket)
+        .env("S3_KEY", key)
+        .env("PROCESSING_PARAMS", params)
+        .output()
+        .unwrap()
+}
+
 fn fetch(bucket: &str, key: &str, dir: &Path) -> PathBuf {
     let path = dir.join(key.replace('/', "_"));
     aws_ok(&[
@@ -242,15 +253,7 @@ fn a_job_spec_gets_waveform_data_beside_its_outputs_on_s3() {
         input.to_str().unwrap(),
         &format!("s3://{b}/{key}"),
     ]);
-    let run = |params: &str| {
-        Command::new(env!("CARGO_BIN_EXE_longwave"))
-            .arg("task")
-            .env("S3_BUCKET", &b)
-            .env("S3_KEY", key)
-            .env("PROCESSING_PARAMS", params)
-            .output()
-            .unwrap()
-    };
+    let run = |params: &str| task(&b, key, params);
     // Refused before anything is read or written, the field named as written.
     let out = run(r#"{"preset":"oneshot","waveform":{"bits":12}}"#);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -345,15 +348,7 @@ fn task_mode_with_the_legacy_environment_end_to_end() {
         input.to_str().unwrap(),
         &format!("s3://{b}/{key}"),
     ]);
-    let run = |params: &str| {
-        Command::new(env!("CARGO_BIN_EXE_longwave"))
-            .arg("task")
-            .env("S3_BUCKET", &b)
-            .env("S3_KEY", key)
-            .env("PROCESSING_PARAMS", params)
-            .output()
-            .unwrap()
-    };
+    let run = |params: &str| task(&b, key, params);
     let out = run(
         r#"{"createOneShot":true,"silenceThreshold":-30,"minSilenceDuration":750,
             "autoDetectThreshold":false,"preserveOriginal":true,"outputFormats":["mp3"]}"#,

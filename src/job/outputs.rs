@@ -56,14 +56,7 @@ impl<'a> Outputs<'a> {
         overwrite: bool,
         job_id: &str,
     ) -> Result<Self, JobError> {
-        let (sink, pending): (Box<dyn crate::audio::ByteSink>, _) = match &path {
-            ObjectRef::File(final_path) => {
-                let pending = pending_path(final_path);
-                let sink = FileSink::create(&pending)?.shown_as(final_path);
-                (Box::new(sink), Some(pending))
-            }
-            ObjectRef::S3 { .. } => (io::create_sink(s3, &path, Some(job_id))?, None),
-        };
+        let (sink, pending) = output_sink(&path, s3, job_id)?;
         let encoder = create_encoder_threaded(format, spec, sink, encode_threads)?;
         Ok(Outputs::Single {
             path,
@@ -279,15 +272,7 @@ impl PieceWriter<'_> {
         let index = self.finished.len() + 1;
         let name = format!("piece_{index:04}.{}", self.format.extension());
         let path = self.dir.join(&name);
-        let (sink, pending): (Box<dyn crate::audio::ByteSink>, _) = match &self.dir {
-            ObjectRef::File(dir) => {
-                let final_path = dir.join(&name);
-                let pending = pending_path(&final_path);
-                let sink = FileSink::create(&pending)?.shown_as(final_path);
-                (Box::new(sink), Some(pending))
-            }
-            ObjectRef::S3 { .. } => (io::create_sink(self.s3, &path, Some(&self.job_id))?, None),
-        };
+        let (sink, pending) = output_sink(&path, self.s3, &self.job_id)?;
         let encoder = create_encoder(self.format, self.spec, sink)?;
         self.current = Some(OpenPiece {
             index,
@@ -394,6 +379,23 @@ fn entry(
         start_ms: source_ms.map(|(s, _)| s),
         end_ms: source_ms.map(|(_, e)| e),
     }
+}
+
+/// The sink of one output at `path`: a local file under its pending name (returned, to be
+/// moved into place when the job succeeds), or an S3 upload recorded as written by `job_id`.
+fn output_sink(
+    path: &ObjectRef,
+    s3: Option<&S3Context>,
+    job_id: &str,
+) -> Result<(Box<dyn crate::audio::ByteSink>, Option<PathBuf>), JobError> {
+    Ok(match path {
+        ObjectRef::File(final_path) => {
+            let pending = pending_path(final_path);
+            let sink = FileSink::create(&pending)?.shown_as(final_path);
+            (Box::new(sink), Some(pending))
+        }
+        ObjectRef::S3 { .. } => (io::create_sink(s3, path, Some(job_id))?, None),
+    })
 }
 
 /// A unique hidden name next to `final_path` under which a local output (or manifest) is
@@ -595,14 +597,7 @@ impl<'a> WaveformOutput<'a> {
         spec: StreamSpec,
         job_id: &str,
     ) -> Result<Self, JobError> {
-        let (sink, pending): (Box<dyn crate::audio::ByteSink>, _) = match &path {
-            ObjectRef::File(final_path) => {
-                let pending = pending_path(final_path);
-                let sink = FileSink::create(&pending)?.shown_as(final_path);
-                (Box::new(sink), Some(pending))
-            }
-            ObjectRef::S3 { .. } => (io::create_sink(s3, &path, Some(job_id))?, None),
-        };
+        let (sink, pending) = output_sink(&path, s3, job_id)?;
         let writer =
             WaveformWriter::new(settings, spec, sink).map_err(|source| JobError::Format {
                 path: path.to_string(),

@@ -233,8 +233,9 @@ pub fn now_rfc3339() -> String {
 }
 
 /// `secs` since the Unix epoch as RFC 3339 UTC (the civil-from-days algorithm of H. Hinnant's
-/// date library; no time crate needed for one format).
-fn rfc3339(secs: u64) -> String {
+/// date library; no time crate needed for one format). The load-test harness's reports use it
+/// too.
+pub fn rfc3339(secs: u64) -> String {
     let days = (secs / 86_400) as i64;
     let rest = secs % 86_400;
     let z = days + 719_468;
